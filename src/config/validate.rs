@@ -1,0 +1,441 @@
+//! File model → runtime model. Every check names the key path it failed on.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use url::Url;
+
+use super::file::{AuthFile, Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
+use super::{
+    parse_duration, Auth, Config, ConfigError, Route, ServerSettings, Spawn, Timeouts, TlsConfig,
+    Upstream,
+};
+
+const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+const DEFAULT_READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
+    let listen = match file.listen {
+        OneOrMany::One(a) => vec![a],
+        OneOrMany::Many(list) => list,
+    };
+    if listen.is_empty() {
+        return Err(ConfigError::new("listen", "needs at least one address"));
+    }
+    let listen = listen
+        .iter()
+        .enumerate()
+        .map(|(i, a)| socket_addr(a, &format!("listen[{i}]")))
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let tls = file
+        .tls
+        .map(|t| {
+            Ok::<_, ConfigError>(TlsConfig {
+                cert: existing_file(base, &t.cert, "tls.cert")?,
+                key: existing_file(base, &t.key, "tls.key")?,
+            })
+        })
+        .transpose()?;
+
+    let public_url = match file.public_url {
+        Some(u) => public_url(&u)?,
+        None => {
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            format!("{scheme}://{}", listen[0])
+        }
+    };
+    let metrics = file
+        .metrics
+        .map(|m| socket_addr(&m, "metrics"))
+        .transpose()?;
+    let server = server_settings(file.server)?;
+
+    if file.routes.is_empty() {
+        return Err(ConfigError::new("routes", "needs at least one route"));
+    }
+    let mut seen: HashMap<(Option<String>, String), usize> = HashMap::new();
+    let mut spawned: HashMap<(String, u16), (usize, Vec<String>)> = HashMap::new();
+    let mut routes = Vec::with_capacity(file.routes.len());
+    for (i, raw) in file.routes.into_iter().enumerate() {
+        let at = format!("routes[{i}]");
+        let route = route(raw, &at, base)?;
+        let key = (route.host.clone(), route.prefix.clone());
+        if let Some(first) = seen.insert(key, i) {
+            return Err(ConfigError::new(
+                format!("{at}.prefix"),
+                format!("`{}` is already routed by routes[{first}]", route.prefix),
+            ));
+        }
+        if let Some(spawn) = &route.spawn {
+            let addr = (route.upstream.host.clone(), route.upstream.port);
+            match spawned.get(&addr) {
+                Some((first, argv)) if *argv != spawn.argv => {
+                    return Err(ConfigError::new(
+                        format!("{at}.spawn.command"),
+                        format!("routes[{first}] spawns another command on the same port"),
+                    ))
+                }
+                Some(_) => {}
+                None => {
+                    spawned.insert(addr, (i, spawn.argv.clone()));
+                }
+            }
+        }
+        routes.push(route);
+    }
+
+    Ok(Config {
+        listen,
+        public_url,
+        tls,
+        metrics,
+        access_log: file.access_log.unwrap_or(true),
+        server,
+        routes,
+    })
+}
+
+fn socket_addr(s: &str, at: &str) -> Result<SocketAddr, ConfigError> {
+    s.parse()
+        .map_err(|_| ConfigError::new(at, format!("`{s}` is not an address like 127.0.0.1:8080")))
+}
+
+fn existing_file(base: &Path, p: &str, at: &str) -> Result<std::path::PathBuf, ConfigError> {
+    let path = base.join(p);
+    if !path.is_file() {
+        return Err(ConfigError::new(
+            at,
+            format!("no such file: {}", path.display()),
+        ));
+    }
+    Ok(path)
+}
+
+fn duration(s: Option<&str>, default: Duration, at: &str) -> Result<Duration, ConfigError> {
+    s.map_or(Ok(default), |s| {
+        parse_duration(s).map_err(|e| ConfigError::new(at, e))
+    })
+}
+
+fn public_url(s: &str) -> Result<String, ConfigError> {
+    let url =
+        Url::parse(s).map_err(|e| ConfigError::new("public_url", format!("not a URL: {e}")))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(ConfigError::new(
+            "public_url",
+            "must be an http(s) URL with a host",
+        ));
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err(ConfigError::new(
+            "public_url",
+            "must not have a query or fragment",
+        ));
+    }
+    Ok(s.trim_end_matches('/').to_string())
+}
+
+fn server_settings(s: ServerFile) -> Result<ServerSettings, ConfigError> {
+    let threads = s.threads.unwrap_or(1);
+    if threads == 0 {
+        return Err(ConfigError::new("server.threads", "must be at least 1"));
+    }
+    Ok(ServerSettings {
+        threads,
+        grace_period: duration(
+            s.grace_period.as_deref(),
+            Duration::from_secs(5),
+            "server.grace_period",
+        )?,
+        graceful_shutdown_timeout: duration(
+            s.graceful_shutdown_timeout.as_deref(),
+            Duration::from_secs(10),
+            "server.graceful_shutdown_timeout",
+        )?,
+        pid_file: s.pid_file.unwrap_or_else(|| "/tmp/mcpgate.pid".into()),
+        upgrade_sock: s
+            .upgrade_sock
+            .unwrap_or_else(|| "/tmp/mcpgate_upgrade.sock".into()),
+    })
+}
+
+fn route(raw: RouteFile, at: &str, base: &Path) -> Result<Route, ConfigError> {
+    let prefix = prefix(&raw.prefix, &format!("{at}.prefix"))?;
+    let host = raw
+        .host
+        .map(|h| {
+            let h = h.to_ascii_lowercase();
+            if h.is_empty() || h.contains(['/', ':', ' ']) {
+                Err(ConfigError::new(
+                    format!("{at}.host"),
+                    format!("`{h}` is not a host name (no scheme, port or path)"),
+                ))
+            } else {
+                Ok(h)
+            }
+        })
+        .transpose()?;
+    let mut upstream = upstream(&raw.upstream, &format!("{at}.upstream"))?;
+    if let Some(sni) = raw.sni {
+        upstream.sni = sni;
+    }
+    if let Some(ca) = raw.ca_file {
+        if !upstream.tls {
+            return Err(ConfigError::new(
+                format!("{at}.ca_file"),
+                "only applies to an https upstream",
+            ));
+        }
+        upstream.ca_file = Some(existing_file(base, &ca, &format!("{at}.ca_file"))?);
+    }
+    let timeouts = Timeouts {
+        connect: duration(
+            raw.connect_timeout.as_deref(),
+            DEFAULT_CONNECT_TIMEOUT,
+            &format!("{at}.connect_timeout"),
+        )?,
+        idle: duration(
+            raw.idle_timeout.as_deref(),
+            DEFAULT_IDLE_TIMEOUT,
+            &format!("{at}.idle_timeout"),
+        )?,
+        read: raw
+            .read_timeout
+            .as_deref()
+            .map(|s| {
+                parse_duration(s).map_err(|e| ConfigError::new(format!("{at}.read_timeout"), e))
+            })
+            .transpose()?,
+    };
+    let auth = match raw.auth {
+        AuthFile::None => Auth::None,
+    };
+    let spawn = raw
+        .spawn
+        .map(|s| spawn(s, &upstream, &format!("{at}.spawn"), base))
+        .transpose()?;
+    let name = raw.name.unwrap_or_else(|| match &host {
+        Some(h) => format!("{h}{prefix}"),
+        None => prefix.clone(),
+    });
+    Ok(Route {
+        name,
+        host,
+        prefix,
+        upstream,
+        strip_prefix: raw.strip_prefix.unwrap_or(true),
+        timeouts,
+        auth,
+        spawn,
+    })
+}
+
+/// Normalises a route prefix: must start with `/`; a trailing `/` is dropped so that
+/// `/mcp` and `/mcp/` name the same route.
+fn prefix(p: &str, at: &str) -> Result<String, ConfigError> {
+    if !p.starts_with('/') {
+        return Err(ConfigError::new(at, format!("`{p}` must start with /")));
+    }
+    if p.contains(['?', '#', ' ']) || p.contains("//") {
+        return Err(ConfigError::new(
+            at,
+            format!("`{p}` must be a plain path (no query, fragment, spaces or //)"),
+        ));
+    }
+    let trimmed = p.trim_end_matches('/');
+    Ok(if trimmed.is_empty() {
+        "/".into()
+    } else {
+        trimmed.into()
+    })
+}
+
+fn upstream(s: &str, at: &str) -> Result<Upstream, ConfigError> {
+    let url = Url::parse(s).map_err(|e| ConfigError::new(at, format!("not a URL: {e}: `{s}`")))?;
+    let tls = match url.scheme() {
+        "http" => false,
+        "https" => true,
+        other => {
+            return Err(ConfigError::new(
+                at,
+                format!("scheme `{other}` is not supported (use http or https)"),
+            ))
+        }
+    };
+    let host = match url.host() {
+        Some(url::Host::Ipv6(ip)) => ip.to_string(),
+        Some(h) => h.to_string(),
+        None => return Err(ConfigError::new(at, format!("`{s}` has no host"))),
+    };
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(ConfigError::new(
+            at,
+            "must not carry a query, fragment or credentials (use a header for credentials)",
+        ));
+    }
+    let port = url
+        .port_or_known_default()
+        .unwrap_or(if tls { 443 } else { 80 });
+    let authority = match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or(&host)),
+        None => url.host_str().unwrap_or(&host).to_string(),
+    };
+    Ok(Upstream {
+        url: s.to_string(),
+        tls,
+        sni: host.clone(),
+        host,
+        port,
+        base_path: url.path().trim_end_matches('/').to_string(),
+        authority,
+        ca_file: None,
+    })
+}
+
+fn spawn(s: SpawnFile, upstream: &Upstream, at: &str, base: &Path) -> Result<Spawn, ConfigError> {
+    let argv = match s.command {
+        Command::Shell(cmd) if !cmd.trim().is_empty() => vec!["sh".into(), "-c".into(), cmd],
+        Command::Argv(argv) if !argv.is_empty() && !argv[0].is_empty() => argv,
+        _ => return Err(ConfigError::new(format!("{at}.command"), "is empty")),
+    };
+    if upstream.tls {
+        return Err(ConfigError::new(
+            at,
+            "a spawned upstream is reached over plain http on loopback",
+        ));
+    }
+    let loopback = upstream.host == "localhost"
+        || upstream
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if !loopback {
+        return Err(ConfigError::new(
+            at,
+            format!(
+                "the upstream of a spawned command must be on loopback, not `{}`",
+                upstream.host
+            ),
+        ));
+    }
+    let cwd = s
+        .cwd
+        .map(|c| {
+            let p = base.join(c);
+            if p.is_dir() {
+                Ok(p)
+            } else {
+                Err(ConfigError::new(
+                    format!("{at}.cwd"),
+                    format!("no such directory: {}", p.display()),
+                ))
+            }
+        })
+        .transpose()?;
+    Ok(Spawn {
+        argv,
+        env: s.env,
+        cwd,
+        ready_timeout: duration(
+            s.ready_timeout.as_deref(),
+            DEFAULT_READY_TIMEOUT,
+            &format!("{at}.ready_timeout"),
+        )?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Config;
+    use std::path::Path;
+
+    fn load(yaml: &str) -> Result<Config, String> {
+        Config::from_yaml(yaml, Path::new("."), &|n| {
+            (n == "PORT").then(|| "9001".into())
+        })
+        .map_err(|e| e.to_string())
+    }
+
+    const OK: &str = "listen: 127.0.0.1:8080\nroutes:\n  - prefix: /mcp/a/\n    upstream: http://127.0.0.1:${PORT}/mcp/\n    auth: none\n";
+
+    #[test]
+    fn loads_a_minimal_file() {
+        let c = load(OK).unwrap();
+        assert_eq!(c.public_url, "http://127.0.0.1:8080");
+        let r = &c.routes[0];
+        assert_eq!(r.prefix, "/mcp/a");
+        assert_eq!(r.name, "/mcp/a");
+        assert_eq!(r.upstream.port, 9001);
+        assert_eq!(r.upstream.base_path, "/mcp");
+        assert_eq!(r.upstream.authority, "127.0.0.1:9001");
+        assert_eq!(r.timeouts.read, None);
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let cases = [
+            (
+                OK.replace("http://", "ftp://"),
+                "routes[0].upstream: scheme `ftp` is not supported",
+            ),
+            (
+                OK.replace("http://127.0.0.1:${PORT}/mcp/", "not a url"),
+                "routes[0].upstream: not a URL",
+            ),
+            (
+                OK.replace("    auth: none\n", ""),
+                "routes[0]: missing field `auth`",
+            ),
+            (
+                OK.replace("auth: none", "auth: maybe"),
+                "routes[0].auth: unknown variant `maybe`",
+            ),
+            (
+                OK.replace("auth: none", "auth: none\n    colour: red"),
+                "routes[0].colour: unknown field `colour`, expected one of",
+            ),
+            (
+                OK.replace("/mcp/a/", "mcp"),
+                "routes[0].prefix: `mcp` must start with /",
+            ),
+            (
+                OK.replace("${PORT}", "${NOPE}"),
+                "routes[0].upstream: environment variable NOPE is not set",
+            ),
+            (
+                OK.replace("auth: none", "auth: none\n    connect_timeout: 5"),
+                "routes[0].connect_timeout: `5` has no unit",
+            ),
+            (
+                OK.replace("127.0.0.1:8080", "nowhere"),
+                "listen[0]: `nowhere` is not an address",
+            ),
+            (
+                format!("{OK}  - prefix: /mcp/a\n    upstream: http://h\n    auth: none\n"),
+                "routes[1].prefix: `/mcp/a` is already routed by routes[0]",
+            ),
+            ("listen: [\n".to_string(), "line "),
+        ];
+        for (yaml, want) in cases {
+            let err = load(&yaml).unwrap_err();
+            assert!(err.starts_with(want), "want `{want}`, got `{err}`");
+        }
+    }
+
+    #[test]
+    fn spawned_upstreams_must_be_loopback() {
+        let yaml =
+            OK.replace("127.0.0.1:${PORT}", "example.com") + "    spawn: { command: \"true\" }\n";
+        assert!(load(&yaml).unwrap_err().contains("must be on loopback"));
+        let yaml =
+            OK.to_string() + "    spawn: { command: [node, server.js], env: { PORT: \"9001\" } }\n";
+        assert_eq!(
+            load(&yaml).unwrap().routes[0].spawn.as_ref().unwrap().argv,
+            ["node", "server.js"]
+        );
+    }
+}

@@ -1,0 +1,45 @@
+//! The background service that keeps the running state in step with the config file:
+//! starts spawned upstreams, reloads on SIGHUP, and stops spawned upstreams on shutdown.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use log::error;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use tokio::signal::unix::{signal, SignalKind};
+
+use crate::snapshot::GatewayState;
+
+pub struct ControlService {
+    pub state: Arc<GatewayState>,
+}
+
+#[async_trait]
+impl BackgroundService for ControlService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        // Registered here, in a service, because the server may fork when it daemonizes.
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                error!("cannot listen for SIGHUP, reload is disabled: {e}");
+                None
+            }
+        };
+        self.state
+            .supervisor
+            .sync(&self.state.snapshot().spawn_keys());
+        loop {
+            tokio::select! {
+                Some(()) = async { hangups.as_mut()?.recv().await } => {
+                    let state = self.state.clone();
+                    // File reads and DNS lookups block: keep them off the runtime's workers.
+                    // The outcome is logged and counted by `reload` itself.
+                    let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        self.state.supervisor.stop_all().await;
+    }
+}

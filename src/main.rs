@@ -1,0 +1,53 @@
+//! The `mcpgate` command: parse the flags, load the config, run the server.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Parser;
+use mcpgate::server::{self, StartOptions};
+
+/// An OAuth gateway for MCP servers.
+#[derive(Parser, Debug)]
+#[command(version, about)]
+struct Cli {
+    /// The configuration file.
+    #[arg(short, long, default_value = "/etc/mcpgate/mcpgate.yaml")]
+    config: PathBuf,
+    /// Check the configuration and exit: 0 if it loads, 1 with the reason if not.
+    #[arg(short, long)]
+    test: bool,
+    /// Take over the listening sockets of a running instance (graceful upgrade; send the
+    /// old one SIGQUIT).
+    #[arg(short, long)]
+    upgrade: bool,
+    /// Run in the background.
+    #[arg(short, long)]
+    daemon: bool,
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    let cli = Cli::parse();
+    let state = match server::check(&cli.config) {
+        Ok(state) => state,
+        Err(e) => {
+            eprintln!("mcpgate: {}: {e}", cli.config.display());
+            return ExitCode::FAILURE;
+        }
+    };
+    if cli.test {
+        println!("mcpgate: {}: configuration is valid", cli.config.display());
+        return ExitCode::SUCCESS;
+    }
+    let opts = StartOptions {
+        upgrade: cli.upgrade,
+        daemon: cli.daemon,
+    };
+    match server::build(state, &opts) {
+        Ok(server) => server.run_forever(),
+        Err(e) => {
+            eprintln!("mcpgate: {}: {e}", cli.config.display());
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! Prometheus metrics, registered in the registry that `pingora-prometheus` serves.
+
+use std::sync::LazyLock;
+
+use pingora_prometheus::prometheus::{
+    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
+    IntCounterVec, IntGaugeVec,
+};
+
+/// Label used for requests that matched no route.
+pub const NO_ROUTE: &str = "";
+
+pub static REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_requests_total",
+        "Requests answered, by route and status",
+        &["route", "status"]
+    )
+    .expect("metric registers once")
+});
+
+pub static LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "mcpgate_request_duration_seconds",
+        "Time from request to the end of the response (for streams: the whole stream)",
+        &["route"],
+        vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+            30.0
+        ]
+    )
+    .expect("metric registers once")
+});
+
+pub static UPSTREAM_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_upstream_errors_total",
+        "Failed exchanges with an upstream, by route and kind (connect, timeout, protocol, starting)",
+        &["route", "kind"]
+    )
+    .expect("metric registers once")
+});
+
+pub static OPEN_STREAMS: LazyLock<IntGaugeVec> = LazyLock::new(|| {
+    register_int_gauge_vec!(
+        "mcpgate_open_streams",
+        "Event-stream responses currently open, by route",
+        &["route"]
+    )
+    .expect("metric registers once")
+});
+
+pub static RELOADS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_config_reloads_total",
+        "Configuration reloads, by result (ok, error)",
+        &["result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static SPAWN_STARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_spawned_upstream_starts_total",
+        "Starts of spawned upstream commands (the first and every restart), by upstream address",
+        &["upstream"]
+    )
+    .expect("metric registers once")
+});
+
+/// Registers every metric, so that all are listed (at zero) from the first scrape.
+pub fn init() {
+    LazyLock::force(&REQUESTS);
+    LazyLock::force(&LATENCY);
+    LazyLock::force(&UPSTREAM_ERRORS);
+    LazyLock::force(&OPEN_STREAMS);
+    LazyLock::force(&RELOADS);
+    LazyLock::force(&SPAWN_STARTS);
+}

@@ -1,0 +1,116 @@
+//! Builds the Pingora server and its services from a loaded state.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use pingora::listeners::tls::TlsSettings;
+use pingora::prelude::*;
+use pingora::server::configuration::ServerConf;
+use pingora::services::background::background_service;
+
+use crate::config::{Config, ConfigError, TlsConfig};
+use crate::control::ControlService;
+use crate::gateway::Gateway;
+use crate::metrics;
+use crate::snapshot::GatewayState;
+
+/// How the process was asked to start.
+#[derive(Debug, Default, Clone)]
+pub struct StartOptions {
+    /// Take the listening sockets over from a running instance (graceful upgrade).
+    pub upgrade: bool,
+    pub daemon: bool,
+}
+
+/// Loads and checks everything a start needs, without binding anything: what `-t` runs.
+pub fn check(config_path: &Path) -> Result<GatewayState, ConfigError> {
+    let state = GatewayState::load(config_path)?;
+    if let Some(tls) = &state.snapshot().config.tls {
+        check_tls_files(tls)?;
+    }
+    Ok(state)
+}
+
+/// Builds the server; `run_forever` on the result serves until a shutdown signal.
+pub fn build(state: GatewayState, opts: &StartOptions) -> Result<Server, ConfigError> {
+    let config: Config = state.snapshot().config.clone();
+    let conf = ServerConf {
+        daemon: opts.daemon,
+        threads: config.server.threads,
+        pid_file: config.server.pid_file.clone(),
+        upgrade_sock: config.server.upgrade_sock.clone(),
+        grace_period_seconds: Some(config.server.grace_period.as_secs()),
+        graceful_shutdown_timeout_seconds: Some(config.server.graceful_shutdown_timeout.as_secs()),
+        ..ServerConf::default()
+    };
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        ..Opt::default()
+    };
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+    metrics::init();
+
+    let state = Arc::new(state);
+    let mut proxy = pingora::proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway {
+            state: state.clone(),
+        },
+        "mcpgate",
+    );
+    for addr in &config.listen {
+        let addr = addr.to_string();
+        match &config.tls {
+            Some(tls) => {
+                let mut settings = TlsSettings::intermediate(
+                    &tls.cert.to_string_lossy(),
+                    &tls.key.to_string_lossy(),
+                )
+                .map_err(|e| ConfigError::new("tls", e.to_string()))?;
+                settings.enable_h2();
+                proxy.add_tls_with_settings(&addr, None, settings);
+            }
+            None => proxy.add_tcp(&addr),
+        }
+    }
+    server.add_service(proxy);
+    if let Some(addr) = config.metrics {
+        let mut service = pingora_prometheus::prometheus_http_service();
+        service.add_tcp(&addr.to_string());
+        server.add_service(service);
+    }
+    server.add_service(background_service("control", ControlService { state }));
+    Ok(server)
+}
+
+/// Pingora's TLS setup panics on unreadable files; check them first for a clear message.
+fn check_tls_files(tls: &TlsConfig) -> Result<(), ConfigError> {
+    let cert = std::fs::read(&tls.cert).map_err(|e| {
+        ConfigError::new(
+            "tls.cert",
+            format!("cannot read {}: {e}", tls.cert.display()),
+        )
+    })?;
+    let certs = rustls_pemfile::certs(&mut cert.as_slice()).collect::<Result<Vec<_>, _>>();
+    if !matches!(certs, Ok(c) if !c.is_empty()) {
+        return Err(ConfigError::new(
+            "tls.cert",
+            format!("{} holds no PEM certificate", tls.cert.display()),
+        ));
+    }
+    let key = std::fs::read(&tls.key).map_err(|e| {
+        ConfigError::new("tls.key", format!("cannot read {}: {e}", tls.key.display()))
+    })?;
+    if !matches!(
+        rustls_pemfile::private_key(&mut key.as_slice()),
+        Ok(Some(_))
+    ) {
+        return Err(ConfigError::new(
+            "tls.key",
+            format!("{} holds no PEM private key", tls.key.display()),
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Everything about reaching upstreams: pre-built peers and spawned upstream processes.
+
+pub mod peer;
+pub mod spawn;
