@@ -407,7 +407,7 @@ mod tests {
                 "routes[0].upstream: environment variable NOPE is not set",
             ),
             (
-                OK.replace("auth: none", "auth: none\n    connect_timeout: 5"),
+                OK.replace("auth: none", "auth: none\n    connect_timeout: \"5\""),
                 "routes[0].connect_timeout: `5` has no unit",
             ),
             (
