@@ -1,0 +1,405 @@
+//! Test harness: the real gateway binary on free loopback ports, and a real HTTP upstream
+//! (hyper) that echoes requests and streams server-sent events.
+#![allow(dead_code)] // each test binary uses its own part of the harness
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::{Request, Response};
+use tokio::sync::mpsc;
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `mcpgate` process with its own config directory.
+pub struct Gateway {
+    pub child: Child,
+    pub port: u16,
+    pub metrics_port: u16,
+    pub dir: tempfile::TempDir,
+}
+
+impl Gateway {
+    /// Starts the gateway on `routes` (YAML list items, indented by two spaces) and waits
+    /// until it answers `/healthz`.
+    pub fn start(routes: &str) -> Gateway {
+        Self::start_with("", routes)
+    }
+
+    /// `extra` is top-level YAML put before `routes:`.
+    pub fn start_with(extra: &str, routes: &str) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let metrics_port = free_port();
+        let config = Self::config_text(dir.path(), port, metrics_port, extra, routes);
+        std::fs::write(dir.path().join("mcpgate.yaml"), config).unwrap();
+        let child = Self::spawn(dir.path(), &[]);
+        let gw = Gateway {
+            child,
+            port,
+            metrics_port,
+            dir,
+        };
+        gw.wait_healthy();
+        gw
+    }
+
+    pub fn config_text(
+        dir: &Path,
+        port: u16,
+        metrics_port: u16,
+        extra: &str,
+        routes: &str,
+    ) -> String {
+        format!(
+            "listen: 127.0.0.1:{port}\nmetrics: 127.0.0.1:{metrics_port}\nserver:\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\n  pid_file: {d}/mcpgate.pid\n  upgrade_sock: {d}/upgrade.sock\n{extra}\nroutes:\n{routes}",
+            d = dir.display()
+        )
+    }
+
+    pub fn spawn(dir: &Path, args: &[&str]) -> Child {
+        Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+            .arg("-c")
+            .arg(dir.join("mcpgate.yaml"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.join("gateway.log"))
+                    .unwrap(),
+            ))
+            .spawn()
+            .expect("gateway binary starts")
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("mcpgate.yaml")
+    }
+
+    /// Rewrites the config file with new routes (same ports).
+    pub fn write_routes(&self, routes: &str) {
+        let text = Self::config_text(self.dir.path(), self.port, self.metrics_port, "", routes);
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    pub fn signal(&self, signal: libc::c_int) {
+        signal_pid(self.child.id(), signal);
+    }
+
+    pub fn wait_healthy(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let client = reqwest::blocking::Client::new();
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(self.url("/healthz")).send() {
+                if r.status() == 200 {
+                    return;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become healthy; log:\n{}", self.log());
+    }
+
+    /// The Prometheus text exposition.
+    pub fn metrics(&self) -> String {
+        reqwest::blocking::get(format!("http://127.0.0.1:{}/metrics", self.metrics_port))
+            .unwrap()
+            .text()
+            .unwrap()
+    }
+
+    /// The value of one sample, e.g. `mcpgate_config_reloads_total{result="ok"}`; 0 if absent.
+    pub fn metric(&self, sample: &str) -> f64 {
+        metric_value(&self.metrics(), sample)
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn metric_value(text: &str, sample: &str) -> f64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample).and_then(|v| v.trim().parse().ok()))
+        .unwrap_or(0.0)
+}
+
+pub fn signal_pid(pid: u32, signal: libc::c_int) {
+    // SAFETY: kill(2) has no memory-safety preconditions.
+    unsafe { libc::kill(pid as i32, signal) };
+}
+
+/// Runs `mcpgate` with arguments and returns (exit code, stdout + stderr).
+pub fn run_gateway(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(args)
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// One request as the upstream saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub uri: String,
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+/// A real HTTP/1.1 upstream on a free port, run on its own thread.
+///
+/// - `/sse?gap_ms=N`: `text/event-stream`; sends `event 1`, waits N ms, sends `event 2`.
+///   The time each event was written is recorded in `sent`.
+/// - `/ticks`: an event every 100 ms until the client goes away.
+/// - `/slow`: answers after 3 s.
+/// - `/chunked`: `application/json` chunks, 300 ms apart, chunked encoding.
+/// - anything else: `200` with a JSON echo of method, URI, headers and body; echoes the
+///   MCP headers back as response headers.
+pub struct Upstream {
+    pub addr: SocketAddr,
+    pub seen: Arc<Mutex<Vec<Seen>>>,
+    pub sent: Arc<Mutex<Vec<(String, Instant)>>>,
+    _runtime: tokio::runtime::Runtime,
+}
+
+const MCP_HEADERS: [&str; 5] = [
+    "mcp-session-id",
+    "mcp-protocol-version",
+    "mcp-method",
+    "mcp-name",
+    "last-event-id",
+];
+
+impl Upstream {
+    pub fn start() -> Upstream {
+        Self::start_on(0)
+    }
+
+    pub fn start_on(port: u16) -> Upstream {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let (seen2, sent2) = (seen.clone(), sent.clone());
+        runtime.spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (seen, sent) = (seen2.clone(), sent2.clone());
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |req| {
+                        handle(req, seen.clone(), sent.clone())
+                    });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Upstream {
+            addr,
+            seen,
+            sent,
+            _runtime: runtime,
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn last_seen(&self) -> Seen {
+        self.seen
+            .lock()
+            .unwrap()
+            .last()
+            .cloned()
+            .expect("upstream saw a request")
+    }
+
+    pub fn seen_count(&self) -> usize {
+        self.seen.lock().unwrap().len()
+    }
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn full(body: impl Into<Bytes>) -> Body {
+    Full::new(body.into()).boxed()
+}
+
+/// A body fed by a channel, so the handler decides when each piece goes out.
+fn channel_body() -> (mpsc::Sender<Bytes>, Body) {
+    let (tx, rx) = mpsc::channel::<Bytes>(16);
+    let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|b| (Ok::<_, Infallible>(Frame::data(b)), rx))
+    });
+    (tx, BodyExt::boxed(StreamBody::new(stream)))
+}
+
+async fn handle(
+    req: Request<Incoming>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+    sent: Arc<Mutex<Vec<(String, Instant)>>>,
+) -> Result<Response<Body>, Infallible> {
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let headers: BTreeMap<String, String> = req
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                String::from_utf8_lossy(v.as_bytes()).to_string(),
+            )
+        })
+        .collect();
+    let body = req
+        .into_body()
+        .collect()
+        .await
+        .map(|b| b.to_bytes().to_vec())
+        .unwrap_or_default();
+    seen.lock().unwrap().push(Seen {
+        method: method.clone(),
+        uri: uri.clone(),
+        headers: headers.clone(),
+        body: body.clone(),
+    });
+
+    let response = match path.as_str() {
+        p if p.ends_with("/sse") => {
+            let gap: u64 = query
+                .strip_prefix("gap_ms=")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2000);
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                for (i, wait) in [(1, 0), (2, gap)] {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let event = format!("id: {i}\nevent: message\ndata: {{\"n\":{i}}}\n\n");
+                    sent.lock()
+                        .unwrap()
+                        .push((format!("event {i}"), Instant::now()));
+                    if tx.send(Bytes::from(event)).await.is_err() {
+                        return;
+                    }
+                }
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .header("cache-control", "no-cache")
+                .body(body)
+        }
+        p if p.ends_with("/ticks") => {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                for i in 0u64.. {
+                    let event = format!("id: {i}\ndata: tick {i}\n\n");
+                    if tx.send(Bytes::from(event)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            });
+            Response::builder()
+                .header("content-type", "text/event-stream")
+                .body(body)
+        }
+        p if p.ends_with("/slow") => {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            Response::builder().body(full("late"))
+        }
+        p if p.ends_with("/chunked") => {
+            let (tx, body) = channel_body();
+            tokio::spawn(async move {
+                for i in 0..3 {
+                    sent.lock()
+                        .unwrap()
+                        .push((format!("chunk {i}"), Instant::now()));
+                    if tx
+                        .send(Bytes::from(format!("{{\"chunk\":{i}}}\n")))
+                        .await
+                        .is_err()
+                    {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                }
+            });
+            Response::builder()
+                .header("content-type", "application/json")
+                .body(body)
+        }
+        _ => {
+            let echo = serde_json::json!({
+                "method": method,
+                "uri": uri,
+                "headers": headers,
+                "body": String::from_utf8_lossy(&body),
+            });
+            let mut builder = Response::builder().header("content-type", "application/json");
+            for name in MCP_HEADERS {
+                if let Some(v) = headers.get(name) {
+                    builder = builder.header(name, v.as_str());
+                }
+            }
+            builder.body(full(echo.to_string()))
+        }
+    };
+    Ok(response.unwrap())
+}
+
+/// A route entry for the YAML `routes:` list.
+pub fn route(prefix: &str, upstream: &str, extra: &str) -> String {
+    let mut s = format!("  - prefix: {prefix}\n    upstream: {upstream}\n    auth: none\n");
+    for line in extra.lines().filter(|l| !l.trim().is_empty()) {
+        s.push_str("    ");
+        s.push_str(line.trim_start());
+        s.push('\n');
+    }
+    s
+}
