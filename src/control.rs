@@ -2,6 +2,7 @@
 //! starts spawned upstreams, reloads on SIGHUP, and stops spawned upstreams on shutdown.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use log::error;
@@ -10,6 +11,9 @@ use pingora::services::background::BackgroundService;
 use tokio::signal::unix::{signal, SignalKind};
 
 use crate::snapshot::GatewayState;
+
+/// How often upstream host names are resolved again.
+const DNS_REFRESH: Duration = Duration::from_secs(30);
 
 pub struct ControlService {
     pub state: Arc<GatewayState>,
@@ -29,14 +33,19 @@ impl BackgroundService for ControlService {
         self.state
             .supervisor
             .sync(&self.state.snapshot().spawn_keys());
+        let mut dns = tokio::time::interval(DNS_REFRESH);
         loop {
             tokio::select! {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {
                     let state = self.state.clone();
-                    // File reads and DNS lookups block: keep them off the runtime's workers.
-                    // The outcome is logged and counted by `reload` itself.
-                    let _ = tokio::task::spawn_blocking(move || state.reload()).await;
+                    // File reads block: keep them off the runtime's workers. The outcome is
+                    // logged and counted by `reload` itself.
+                    if let Ok(Ok(())) = tokio::task::spawn_blocking(move || state.reload()).await {
+                        self.state.snapshot().refresh_dns().await;
+                    }
                 }
+                // The first tick is immediate: upstream names resolve before most traffic.
+                _ = dns.tick() => self.state.snapshot().refresh_dns().await,
                 _ = shutdown.changed() => break,
             }
         }

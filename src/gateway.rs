@@ -102,7 +102,18 @@ impl ProxyHttp for Gateway {
             .routed
             .as_ref()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
-        Ok(Box::new(snapshot.routes[*index].peer.clone()))
+        let peer = &snapshot.routes[*index].peer;
+        let peer = match peer.current() {
+            Some(peer) => peer,
+            None => peer.resolve().await.map_err(|e| {
+                Error::explain(
+                    ErrorType::ConnectNoRoute,
+                    format!("cannot resolve the upstream: {e}"),
+                )
+                .into_up()
+            })?,
+        };
+        Ok(Box::new(HttpPeer::clone(&peer)))
     }
 
     async fn upstream_request_filter(

@@ -8,12 +8,11 @@ use std::sync::Arc;
 use arc_swap::ArcSwap;
 use http::HeaderValue;
 use log::{info, warn};
-use pingora::upstreams::peer::HttpPeer;
 
 use crate::config::{Config, ConfigError, Route};
 use crate::metrics;
 use crate::routing::Router;
-use crate::upstream::peer;
+use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::spawn::{SpawnKey, SpawnState, Supervisor};
 
 pub struct Snapshot {
@@ -24,7 +23,7 @@ pub struct Snapshot {
 }
 
 pub struct CompiledRoute {
-    pub peer: HttpPeer,
+    pub peer: UpstreamPeer,
     /// The `Host` header sent upstream, built once.
     pub host_header: HeaderValue,
     pub spawned: Option<(SpawnKey, Arc<SpawnState>)>,
@@ -37,7 +36,7 @@ impl Snapshot {
             .routes
             .iter()
             .enumerate()
-            .map(|(i, route)| compile(route, &format!("routes[{i}].upstream"), supervisor))
+            .map(|(i, route)| compile(route, &format!("routes[{i}]"), supervisor))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Snapshot {
             router: Router::new(&config.routes),
@@ -61,6 +60,20 @@ impl Snapshot {
         keys
     }
 
+    /// Resolves every upstream given by host name (after a load, then periodically).
+    pub async fn refresh_dns(&self) {
+        for (route, compiled) in self.config.routes.iter().zip(&self.routes) {
+            if compiled.peer.is_dns() {
+                if let Err(e) = compiled.peer.resolve().await {
+                    warn!(
+                        "route {}: cannot resolve `{}`: {e}",
+                        route.name, route.upstream.host
+                    );
+                }
+            }
+        }
+    }
+
     /// Ready to serve: every spawned upstream listens.
     pub fn is_ready(&self) -> bool {
         self.routes
@@ -71,15 +84,22 @@ impl Snapshot {
 }
 
 fn compile(route: &Route, at: &str, supervisor: &Supervisor) -> Result<CompiledRoute, ConfigError> {
-    let addr = peer::resolve(route, at)?;
-    let peer = peer::build(route, addr, at)?;
-    let host_header = HeaderValue::from_str(&route.upstream.authority)
-        .map_err(|_| ConfigError::new(at, "host is not a valid Host header"))?;
-    let spawned = route.spawn.as_ref().map(|spawn| {
-        let key = SpawnKey::new(addr, spawn);
-        let state = supervisor.state_for(&key);
-        (key, state)
-    });
+    let peer = UpstreamPeer::new(route, at)?;
+    let host_header = HeaderValue::from_str(&route.upstream.authority).map_err(|_| {
+        ConfigError::new(format!("{at}.upstream"), "host is not a valid Host header")
+    })?;
+    let spawned = match &route.spawn {
+        Some(spawn) => {
+            // Loopback only (checked by validation), so this asks no DNS server.
+            let addr = peer.resolve_blocking().map_err(|e| {
+                ConfigError::new(format!("{at}.upstream"), format!("cannot resolve: {e}"))
+            })?;
+            let key = SpawnKey::new(addr, spawn);
+            let state = supervisor.state_for(&key);
+            Some((key, state))
+        }
+        None => None,
+    };
     Ok(CompiledRoute {
         peer,
         host_header,
@@ -116,7 +136,7 @@ impl GatewayState {
     }
 
     /// Re-reads the file and swaps in a new snapshot; on any error nothing changes.
-    /// Blocking (file and DNS): call from a blocking-capable context.
+    /// Blocking (file reads): call from a blocking-capable context.
     pub fn reload(&self) -> Result<(), ConfigError> {
         let result = Config::load(&self.config_path)
             .and_then(|config| Snapshot::build(config, &self.supervisor));

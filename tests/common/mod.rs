@@ -31,6 +31,7 @@ pub struct Gateway {
     pub port: u16,
     pub metrics_port: u16,
     pub dir: tempfile::TempDir,
+    tls: bool,
 }
 
 impl Gateway {
@@ -42,7 +43,11 @@ impl Gateway {
 
     /// `extra` is top-level YAML put before `routes:`.
     pub fn start_with(extra: &str, routes: &str) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_in(tempfile::tempdir().unwrap(), extra, routes)
+    }
+
+    /// Like `start_with`, in a directory the caller has put files in (certificates).
+    pub fn start_in(dir: tempfile::TempDir, extra: &str, routes: &str) -> Gateway {
         let port = free_port();
         let metrics_port = free_port();
         let config = Self::config_text(dir.path(), port, metrics_port, extra, routes);
@@ -53,6 +58,7 @@ impl Gateway {
             port,
             metrics_port,
             dir,
+            tls: extra.contains("tls:"),
         };
         gw.wait_healthy();
         gw
@@ -115,10 +121,15 @@ impl Gateway {
         let deadline = Instant::now() + Duration::from_secs(30);
         let client = reqwest::blocking::Client::new();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(self.url("/healthz")).send() {
-                if r.status() == 200 {
-                    return;
+            // A TLS listener answers plain HTTP with a closed connection: accepting is enough.
+            let up = match client.get(self.url("/healthz")).send() {
+                Ok(r) => r.status() == 200,
+                Err(_) => {
+                    self.tls && std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok()
                 }
+            };
+            if up {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -140,7 +151,17 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
+    /// SIGINT (Pingora's quick shutdown, which still stops spawned upstreams), then SIGKILL
+    /// if the process lingers.
     fn drop(&mut self) {
+        signal_pid(self.child.id(), libc::SIGINT);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
