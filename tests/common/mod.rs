@@ -64,6 +64,30 @@ impl Gateway {
         gw
     }
 
+    /// Starts the gateway on an existing config file, from `cwd`, with extra environment.
+    pub fn start_file(config: &Path, cwd: &Path, env: &[(&str, String)], port: u16, metrics_port: u16) -> Gateway {
+        let dir = tempfile::tempdir().unwrap();
+        let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+            .arg("-c")
+            .arg(config)
+            .current_dir(cwd)
+            .envs(env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(log))
+            .spawn()
+            .expect("gateway binary starts");
+        let gw = Gateway {
+            child,
+            port,
+            metrics_port,
+            dir,
+            tls: false,
+        };
+        gw.wait_healthy();
+        gw
+    }
+
     pub fn config_text(
         dir: &Path,
         port: u16,
