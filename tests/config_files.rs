@@ -59,16 +59,26 @@ fn a_bad_file_fails_the_check_with_its_key_path() {
     }
     let (code, out) = run_gateway(&["-t", "-c", "/nonexistent/mcpgate.yaml"]);
     assert_eq!(code, 1);
-    assert!(out.contains("cannot read /nonexistent/mcpgate.yaml"), "{out}");
+    assert!(
+        out.contains("cannot read /nonexistent/mcpgate.yaml"),
+        "{out}"
+    );
 }
 
 #[test]
 fn a_ca_file_that_is_not_pem_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n").unwrap();
+    std::fs::write(
+        dir.path().join("ca.pem"),
+        "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n",
+    )
+    .unwrap();
     let path = dir.path().join("c.yaml");
     std::fs::write(&path, "listen: 127.0.0.1:8080\nroutes:\n  - prefix: /a\n    upstream: https://localhost:1\n    auth: none\n    ca_file: ca.pem\n").unwrap();
     let (code, out) = run_gateway(&["-t", "-c", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
-    assert!(out.contains("routes[0]: ") && out.contains("ca.pem"), "{out}");
+    assert!(
+        out.contains("routes[0]: ") && out.contains("ca.pem"),
+        "{out}"
+    );
 }

@@ -33,7 +33,11 @@ fn the_official_sdk_client_reaches_the_reference_server_through_the_quickstart()
     );
     let deadline = Instant::now() + Duration::from_secs(180);
     while reqwest::blocking::get(gw.url("/readyz")).unwrap().status() != 200 {
-        assert!(Instant::now() < deadline, "the reference server never listened:\n{}", gw.log());
+        assert!(
+            Instant::now() < deadline,
+            "the reference server never listened:\n{}",
+            gw.log()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 
@@ -43,17 +47,35 @@ fn the_official_sdk_client_reaches_the_reference_server_through_the_quickstart()
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "client failed: {stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "client failed: {stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
 
-    let tools: Vec<&str> = seen["tools"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
-    assert!(tools.contains(&"echo") && tools.contains(&"trigger-long-running-operation"), "{tools:?}");
+    let tools: Vec<&str> = seen["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        tools.contains(&"echo") && tools.contains(&"trigger-long-running-operation"),
+        "{tools:?}"
+    );
     assert_eq!(seen["echo"], "Echo: through the gateway");
     assert_eq!(seen["progress"], serde_json::json!([1, 2, 3, 4]));
     // Progress events are 500 ms apart: the first arrived long before the final answer,
     // so the response streamed through instead of being buffered.
-    assert!(seen["firstProgressLeadMs"].as_f64().unwrap() > 800.0, "{seen}");
-    assert!(seen["long"].as_str().unwrap().starts_with("Long running operation completed"));
+    assert!(
+        seen["firstProgressLeadMs"].as_f64().unwrap() > 800.0,
+        "{seen}"
+    );
+    assert!(seen["long"]
+        .as_str()
+        .unwrap()
+        .starts_with("Long running operation completed"));
 
     let posts = gw.metric(r#"mcpgate_requests_total{route="/mcp/everything",status="200"}"#);
     assert!(posts >= 4.0, "only {posts} requests counted");

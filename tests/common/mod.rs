@@ -65,7 +65,13 @@ impl Gateway {
     }
 
     /// Starts the gateway on an existing config file, from `cwd`, with extra environment.
-    pub fn start_file(config: &Path, cwd: &Path, env: &[(&str, String)], port: u16, metrics_port: u16) -> Gateway {
+    pub fn start_file(
+        config: &Path,
+        cwd: &Path,
+        env: &[(&str, String)],
+        port: u16,
+        metrics_port: u16,
+    ) -> Gateway {
         let dir = tempfile::tempdir().unwrap();
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
