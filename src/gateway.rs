@@ -167,6 +167,9 @@ impl ProxyHttp for Gateway {
                 .inc();
         }
         if failure.status > 0 {
+            // Pingora closes the connection after a failed proxy attempt: say so in the
+            // response (`Connection: close`), or a client may reuse it and get a reset.
+            session.set_keepalive(None);
             let _ =
                 respond::error(session, failure.status, failure.error, failure.description).await;
         }

@@ -153,6 +153,8 @@ fn unreachable_upstream_is_502_and_slow_one_504_and_the_gateway_lives_on() {
 
     let r = c.get(gw.url("/dead/mcp")).send().unwrap();
     assert_eq!(r.status(), 502);
+    // The connection is not reused after a failure, and the client is told so.
+    assert_eq!(r.headers()["connection"], "close");
     assert_eq!(r.json::<Value>().unwrap()["error"], "bad_gateway");
 
     let r = c.get(gw.url("/slow/slow")).send().unwrap();

@@ -3,11 +3,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{route, Gateway, Upstream};
+use common::{route, Gateway, Traffic, Upstream};
 
 fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -41,24 +39,7 @@ fn reloads_under_traffic_without_a_failed_request() {
         ticks
     });
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let ok = Arc::new(AtomicUsize::new(0));
-    let failed = Arc::new(AtomicUsize::new(0));
-    let workers: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, ok, failed) = (stop.clone(), ok.clone(), failed.clone());
-            let url = gw.url("/stay/x");
-            std::thread::spawn(move || {
-                let c = reqwest::blocking::Client::new();
-                while !stop.load(Ordering::Relaxed) {
-                    match c.get(&url).send() {
-                        Ok(r) if r.status() == 200 => ok.fetch_add(1, Ordering::Relaxed),
-                        _ => failed.fetch_add(1, Ordering::Relaxed),
-                    };
-                }
-            })
-        })
-        .collect();
+    let traffic = Traffic::start(&gw.url("/stay/x"), 4, false);
 
     let c = reqwest::blocking::Client::new();
     for round in 0..6 {
@@ -82,21 +63,11 @@ fn reloads_under_traffic_without_a_failed_request() {
         assert_eq!(c.get(gw.url(there)).send().unwrap().status(), 200);
         assert_eq!(c.get(gw.url(gone)).send().unwrap().status(), 404);
     }
-    stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
+    let (ok, failed) = traffic.stop();
     let ticks = stream.join().unwrap();
     assert!(ticks >= 20, "the stream stopped early: {ticks} ticks");
-    assert!(
-        ok.load(Ordering::Relaxed) > 100,
-        "too little traffic to prove anything"
-    );
-    assert_eq!(
-        failed.load(Ordering::Relaxed),
-        0,
-        "requests failed during reloads"
-    );
+    assert!(ok > 100, "too little traffic to prove anything");
+    assert_eq!(failed, 0, "requests failed during reloads");
 }
 
 #[test]

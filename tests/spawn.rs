@@ -7,11 +7,6 @@ use std::time::{Duration, Instant};
 
 use common::{free_port, Gateway};
 
-fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    unsafe { libc::kill(pid, 0) == 0 }
-}
-
 fn read_pid(path: &std::path::Path) -> i32 {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
@@ -72,14 +67,7 @@ fn starts_waits_for_restarts_and_stops_a_spawned_upstream() {
     gw.signal(libc::SIGTERM);
     let status = gw.child.wait().unwrap();
     assert!(status.success(), "gateway exit: {status}");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while pid_alive(second) {
-        assert!(
-            Instant::now() < deadline,
-            "spawned upstream outlived the gateway"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_dead(second, "spawned upstream outlived the gateway");
 }
 
 #[test]
@@ -102,12 +90,5 @@ fn a_command_that_never_listens_gives_503_and_dies_with_a_quick_shutdown() {
     );
     let pid = read_pid(&pid_file);
     drop(gw); // SIGINT: Pingora's quick shutdown
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while pid_alive(pid) {
-        assert!(
-            Instant::now() < deadline,
-            "spawned upstream outlived a quick shutdown"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    common::wait_dead(pid, "spawned upstream outlived a quick shutdown");
 }

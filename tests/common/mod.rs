@@ -219,6 +219,74 @@ pub fn run_gateway(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// Steady GET traffic from a few threads, counting successes (200) and failures.
+pub struct Traffic {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    pub ok: Arc<std::sync::atomic::AtomicUsize>,
+    failed: Arc<std::sync::atomic::AtomicUsize>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Traffic {
+    /// `fresh_connections`: a new connection per request, for when the server process
+    /// changes (a kept-alive connection to an exiting process is the client's to retry).
+    pub fn start(url: &str, threads: usize, fresh_connections: bool) -> Traffic {
+        use std::sync::atomic::Ordering::Relaxed;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let ok = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let failed = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let workers = (0..threads)
+            .map(|_| {
+                let (stop, ok, failed, url) =
+                    (stop.clone(), ok.clone(), failed.clone(), url.to_string());
+                std::thread::spawn(move || {
+                    let mut builder = reqwest::blocking::Client::builder();
+                    if fresh_connections {
+                        builder = builder.pool_max_idle_per_host(0);
+                    }
+                    let client = builder.build().unwrap();
+                    while !stop.load(Relaxed) {
+                        match client.get(&url).send() {
+                            Ok(r) if r.status() == 200 => ok.fetch_add(1, Relaxed),
+                            _ => failed.fetch_add(1, Relaxed),
+                        };
+                    }
+                })
+            })
+            .collect();
+        Traffic {
+            stop,
+            ok,
+            failed,
+            workers,
+        }
+    }
+
+    pub fn ok_count(&self) -> usize {
+        self.ok.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stops the workers; returns (succeeded, failed).
+    pub fn stop(self) -> (usize, usize) {
+        use std::sync::atomic::Ordering::Relaxed;
+        self.stop.store(true, Relaxed);
+        for w in self.workers {
+            w.join().unwrap();
+        }
+        (self.ok.load(Relaxed), self.failed.load(Relaxed))
+    }
+}
+
+/// Waits until `pid` no longer exists.
+pub fn wait_dead(pid: i32, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        assert!(Instant::now() < deadline, "{what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// One request as the upstream saw it.
 #[derive(Debug, Clone)]
 pub struct Seen {
