@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::{Request, Response};
 
 const RESULT: &[u8] =
@@ -16,6 +16,9 @@ const EVENTS: &[u8] =
 
 async fn handle(req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let sse = req.uri().path().ends_with("/sse");
+    // Read the JSON-RPC request as a real server does. Answering before the request body is
+    // consumed also makes a proxy drop the upstream connection instead of reusing it.
+    let _ = req.into_body().collect().await;
     let (content_type, body) = if sse {
         ("text/event-stream", EVENTS)
     } else {
