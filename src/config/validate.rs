@@ -255,7 +255,7 @@ fn prefix(p: &str, at: &str) -> Result<String, ConfigError> {
 }
 
 fn upstream(s: &str, at: &str) -> Result<Upstream, ConfigError> {
-    let url = Url::parse(s).map_err(|e| ConfigError::new(at, format!("not a URL: {e}: `{s}`")))?;
+    let url = Url::parse(s).map_err(|e| ConfigError::new(at, format!("not a URL: {e}")))?;
     let tls = match url.scheme() {
         "http" => false,
         "https" => true,
@@ -269,7 +269,7 @@ fn upstream(s: &str, at: &str) -> Result<Upstream, ConfigError> {
     let host = match url.host() {
         Some(url::Host::Ipv6(ip)) => ip.to_string(),
         Some(h) => h.to_string(),
-        None => return Err(ConfigError::new(at, format!("`{s}` has no host"))),
+        None => return Err(ConfigError::new(at, "the URL has no host")),
     };
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
         return Err(ConfigError::new(
