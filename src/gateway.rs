@@ -61,14 +61,14 @@ impl ProxyHttp for Gateway {
                 return respond::json(session, 200, r#"{"status":"ready"}"#.into()).await
             }
             "/readyz" => {
-                let body =
-                    respond::error_body("not_ready", "a spawned upstream is not listening yet");
-                return respond::json(session, 503, body).await;
+                let body = error_json!("not_ready", "a spawned upstream is not listening yet");
+                return respond::error(session, 503, body).await;
             }
             _ => {}
         }
         let Some(found) = snapshot.router.lookup(host(req), req.uri.path()) else {
-            return respond::error(session, 404, "not_found", "no route matches this path").await;
+            let body = error_json!("not_found", "no route matches this path");
+            return respond::error(session, 404, body).await;
         };
         let index = found.route;
         ctx.routed = Some((snapshot.clone(), index));
@@ -79,13 +79,11 @@ impl ProxyHttp for Gateway {
                 metrics::UPSTREAM_ERRORS
                     .with_label_values(&[&route.name, "starting"])
                     .inc();
-                return respond::error(
-                    session,
-                    503,
+                let body = error_json!(
                     "upstream_starting",
-                    "the upstream is starting; retry shortly",
-                )
-                .await;
+                    "the upstream is starting; retry shortly"
+                );
+                return respond::error(session, 503, body).await;
             }
         }
         match route.auth {
@@ -170,8 +168,7 @@ impl ProxyHttp for Gateway {
             // Pingora closes the connection after a failed proxy attempt: say so in the
             // response (`Connection: close`), or a client may reuse it and get a reset.
             session.set_keepalive(None);
-            let _ =
-                respond::error(session, failure.status, failure.error, failure.description).await;
+            let _ = respond::error(session, failure.status, failure.body).await;
         }
         FailToProxy {
             error_code: failure.status,
@@ -194,7 +191,11 @@ impl ProxyHttp for Gateway {
         if ctx.stream {
             metrics::OPEN_STREAMS.with_label_values(&[route]).dec();
         }
-        if self.state.access_log() {
+        let access_log = match &ctx.routed {
+            Some((snapshot, _)) => snapshot.config.access_log,
+            None => self.state.access_log(),
+        };
+        if access_log {
             let req = session.req_header();
             // The path only: a query string may carry credentials.
             info!(
@@ -249,71 +250,65 @@ fn upstream_uri(route: &Route, uri: &Uri) -> Result<Option<Uri>> {
     )
 }
 
-/// What a failed request becomes: status, OAuth-style error, and the upstream-error kind.
+/// What a failed request becomes: status, OAuth-style error body, and the upstream-error kind.
 struct Failure {
     status: u16,
-    error: &'static str,
-    description: &'static str,
+    body: &'static str,
     upstream_kind: Option<&'static str>,
 }
 
 fn classify(e: &Error) -> Failure {
     use ErrorType::*;
-    let fail = |status, error, description, kind| Failure {
+    let fail = |status, body, upstream_kind| Failure {
         status,
-        error,
-        description,
-        upstream_kind: kind,
+        body,
+        upstream_kind,
     };
+    let unreachable = error_json!("bad_gateway", "the upstream is unreachable");
+    let tls = error_json!("bad_gateway", "the TLS handshake with the upstream failed");
+    let protocol = error_json!(
+        "bad_gateway",
+        "the upstream sent an invalid response or closed the connection"
+    );
     match (e.esource(), e.etype()) {
-        (_, HTTPStatus(code)) => fail(*code, "http_error", "the request could not be served", None),
+        (_, HTTPStatus(code)) => fail(
+            *code,
+            error_json!("http_error", "the request could not be served"),
+            None,
+        ),
         (ErrorSource::Upstream, ConnectTimedout | TLSHandshakeTimedout) => fail(
             504,
-            "gateway_timeout",
-            "the upstream did not accept the connection in time",
+            error_json!(
+                "gateway_timeout",
+                "the upstream did not accept the connection in time"
+            ),
             Some("timeout"),
         ),
         (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => fail(
             504,
-            "gateway_timeout",
-            "the upstream did not answer in time",
+            error_json!("gateway_timeout", "the upstream did not answer in time"),
             Some("timeout"),
         ),
         (
             ErrorSource::Upstream,
             ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError,
-        ) => fail(
-            502,
-            "bad_gateway",
-            "the upstream is unreachable",
-            Some("connect"),
-        ),
+        ) => fail(502, unreachable, Some("connect")),
         (
             ErrorSource::Upstream,
             TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup,
-        ) => fail(
-            502,
-            "bad_gateway",
-            "the TLS handshake with the upstream failed",
-            Some("tls"),
+        ) => fail(502, tls, Some("tls")),
+        (ErrorSource::Upstream, _) => fail(502, protocol, Some("protocol")),
+        // The client is gone or stalled: nobody to answer.
+        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed)
+        | (ErrorSource::Downstream, ReadTimedout | WriteTimedout) => fail(0, "", None),
+        (ErrorSource::Downstream, _) => fail(
+            400,
+            error_json!("invalid_request", "the request is malformed"),
+            None,
         ),
-        (ErrorSource::Upstream, _) => fail(
-            502,
-            "bad_gateway",
-            "the upstream sent an invalid response or closed the connection",
-            Some("protocol"),
-        ),
-        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed) => {
-            fail(0, "", "", None) // the client is gone: nobody to answer
-        }
-        (ErrorSource::Downstream, ReadTimedout | WriteTimedout) => fail(0, "", "", None),
-        (ErrorSource::Downstream, _) => {
-            fail(400, "invalid_request", "the request is malformed", None)
-        }
         _ => fail(
             500,
-            "server_error",
-            "the gateway failed to serve the request",
+            error_json!("server_error", "the gateway failed to serve the request"),
             None,
         ),
     }

@@ -1,10 +1,11 @@
 //! mcpgate: an OAuth gateway for MCP servers, on Pingora. See DESIGN.md for the map.
 
+#[macro_use]
+pub mod respond;
 pub mod config;
 pub mod control;
 pub mod gateway;
 pub mod metrics;
-pub mod respond;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
