@@ -1,5 +1,6 @@
 //! The background service that keeps the running state in step with the config file:
-//! starts spawned upstreams, reloads on SIGHUP, and stops spawned upstreams on shutdown.
+//! starts spawned upstreams, reloads on SIGHUP, refreshes providers' keys on schedule, and
+//! stops spawned upstreams on shutdown.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,8 @@ use crate::snapshot::GatewayState;
 
 /// How often upstream host names are resolved again.
 const DNS_REFRESH: Duration = Duration::from_secs(30);
+/// How often providers are asked whether their scheduled refresh is due.
+const PROVIDER_TICK: Duration = Duration::from_secs(1);
 
 pub struct ControlService {
     pub state: Arc<GatewayState>,
@@ -34,6 +37,7 @@ impl BackgroundService for ControlService {
             .supervisor
             .sync(&self.state.snapshot().spawn_keys());
         let mut dns = tokio::time::interval(DNS_REFRESH);
+        let mut providers = tokio::time::interval(PROVIDER_TICK);
         loop {
             tokio::select! {
                 Some(()) = async { hangups.as_mut()?.recv().await } => {
@@ -46,6 +50,13 @@ impl BackgroundService for ControlService {
                 }
                 // The first tick is immediate: upstream names resolve before most traffic.
                 _ = dns.tick() => self.state.snapshot().refresh_dns().await,
+                // Each provider refreshes in its own task: a slow IdP delays no other.
+                _ = providers.tick() => {
+                    for provider in self.state.snapshot().providers.values() {
+                        let provider = provider.clone();
+                        tokio::spawn(async move { provider.refresh_if_due().await });
+                    }
+                }
                 _ = shutdown.changed() => break,
             }
         }

@@ -4,18 +4,24 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use async_trait::async_trait;
-use http::header::{CONTENT_TYPE, HOST};
-use http::Uri;
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, Uri};
 use log::info;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use pingora::{ErrorSource, ErrorType};
 
-use crate::config::{Auth, Route};
+use crate::auth::principal::Principal;
+use crate::auth::rate_limit::Decision;
+use crate::auth::{self, Deny, Guard};
+use crate::config::{Auth, BearerAuth, Route};
+use crate::cors;
 use crate::metrics;
 use crate::respond;
-use crate::snapshot::{GatewayState, Snapshot};
+use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
+use crate::upstream::credential;
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
@@ -28,6 +34,14 @@ pub struct RequestCtx {
     routed: Option<(Arc<Snapshot>, usize)>,
     /// The response is an event stream (counted in the open-streams gauge until it ends).
     stream: bool,
+    /// An allowed browser origin, echoed in CORS headers.
+    origin: Option<HeaderValue>,
+    /// Whom the token speaks for (also set when a rule then denied the request).
+    principal: Option<Arc<Principal>>,
+    /// The rate-limit state reported in the response's headers.
+    rate: Option<Decision>,
+    /// `Authorization` for the upstream, from a token exchange.
+    upstream_authorization: Option<HeaderValue>,
 }
 
 impl RequestCtx {
@@ -49,6 +63,10 @@ impl ProxyHttp for Gateway {
             started: Instant::now(),
             routed: None,
             stream: false,
+            origin: None,
+            principal: None,
+            rate: None,
+            upstream_authorization: None,
         }
     }
 
@@ -61,7 +79,10 @@ impl ProxyHttp for Gateway {
                 return respond::json(session, 200, r#"{"status":"ready"}"#.into()).await
             }
             "/readyz" => {
-                let body = error_json!("not_ready", "a spawned upstream is not listening yet");
+                let body = error_json!(
+                    "not_ready",
+                    "a spawned upstream or an identity provider is not ready yet"
+                );
                 return respond::error(session, 503, body).await;
             }
             _ => {}
@@ -86,8 +107,30 @@ impl ProxyHttp for Gateway {
                 return respond::error(session, 503, body).await;
             }
         }
-        match route.auth {
-            Auth::None => Ok(false),
+        match cors::check(&route.cors_origins, session.req_header()) {
+            cors::Verdict::NoOrigin => {}
+            cors::Verdict::Allowed(origin) => ctx.origin = Some(origin),
+            cors::Verdict::Forbidden => {
+                metrics::AUTH_FAILURES
+                    .with_label_values(&[&route.name, "origin_not_allowed"])
+                    .inc();
+                let body = error_json!("origin_not_allowed", "this origin may not call this route");
+                return respond::error(session, 403, body).await;
+            }
+        }
+        if let Some(origin) = &ctx.origin {
+            if cors::is_preflight(session.req_header()) {
+                let mut headers = cors::response_headers(origin).to_vec();
+                headers.extend(cors::preflight_headers());
+                return respond::send(session, 204, Bytes::new(), &headers).await;
+            }
+        }
+        match (&route.auth, &compiled.guard) {
+            (Auth::Bearer(bearer), Some(guard)) => {
+                self.authorize(session, ctx, route, compiled, bearer, guard)
+                    .await
+            }
+            _ => Ok(false),
         }
     }
 
@@ -128,7 +171,12 @@ impl ProxyHttp for Gateway {
             upstream_request.set_uri(uri);
         }
         upstream_request.insert_header(HOST, compiled.host_header.clone())?;
-        Ok(())
+        credential::apply(
+            upstream_request,
+            route,
+            ctx.principal.as_deref(),
+            ctx.upstream_authorization.as_ref(),
+        )
     }
 
     async fn response_filter(
@@ -148,6 +196,17 @@ impl ProxyHttp for Gateway {
             metrics::OPEN_STREAMS
                 .with_label_values(&[ctx.route_name()])
                 .inc();
+        }
+        if let Some(origin) = &ctx.origin {
+            for (name, value) in cors::response_headers(origin) {
+                response.insert_header(name, value)?;
+            }
+        }
+        if let (Some(rate), Some(Auth::Bearer(b))) = (&ctx.rate, ctx.route().map(|r| &r.auth)) {
+            let limit = b.rate_limit.as_ref().map_or(0, |l| l.limit);
+            for (name, value) in rate.headers(limit) {
+                response.insert_header(name, value)?;
+            }
         }
         Ok(())
     }
@@ -208,6 +267,94 @@ impl ProxyHttp for Gateway {
                 elapsed.as_secs_f64() * 1000.0
             );
         }
+        if let Some(p) = &ctx.principal {
+            // The audit trail: who did what, on which route, with what outcome. `{:?}`
+            // quotes the subject, so no claim value can forge a log line.
+            info!(
+                target: "mcpgate::audit",
+                "sub={:?} route={} method={} status={} {:.3}ms",
+                p.subject,
+                route,
+                session.req_header().method,
+                status_label,
+                elapsed.as_secs_f64() * 1000.0
+            );
+        }
+    }
+}
+
+impl Gateway {
+    /// The bearer check, then (when the route exchanges tokens) the upstream's token.
+    /// Answers the request itself (`Ok(true)`) when it is refused.
+    async fn authorize(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        compiled: &CompiledRoute,
+        bearer: &BearerAuth,
+        guard: &Guard,
+    ) -> Result<bool> {
+        let now = auth::unix_now();
+        let passed = match guard.check(bearer, session.req_header(), now).await {
+            Ok(passed) => passed,
+            Err(deny) => return self.refuse(session, ctx, route, deny).await,
+        };
+        ctx.rate = passed.rate;
+        if let (Some(params), Some(exchanger)) =
+            (&route.upstream_auth.token_exchange, &compiled.exchanger)
+        {
+            let token = auth::bearer_token(session.req_header()).unwrap_or_default();
+            let value = exchanger
+                .authorization(&guard.provider, params, token, &passed.principal, now)
+                .await;
+            let result = if value.is_some() { "ok" } else { "error" };
+            metrics::TOKEN_EXCHANGES
+                .with_label_values(&[&route.name, result])
+                .inc();
+            if value.is_none() {
+                ctx.principal = Some(passed.principal);
+                let body = error_json!(
+                    "bad_gateway",
+                    "the token for the upstream could not be obtained"
+                );
+                return respond::send(session, 502, body.into(), &self.cors(ctx)).await;
+            }
+            ctx.upstream_authorization = value;
+        }
+        ctx.principal = Some(passed.principal);
+        Ok(false)
+    }
+
+    async fn refuse(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        route: &Route,
+        deny: Deny,
+    ) -> Result<bool> {
+        metrics::AUTH_FAILURES
+            .with_label_values(&[&route.name, deny.reason])
+            .inc();
+        info!(target: "mcpgate::auth", "route={} refused ({}): {}", route.name, deny.status, deny.reason);
+        let mut headers = self.cors(ctx);
+        if let Some(challenge) = deny.challenge {
+            headers.push((WWW_AUTHENTICATE, challenge));
+        }
+        if let (Some(rate), Auth::Bearer(b)) = (&deny.rate, &route.auth) {
+            let limit = b.rate_limit.as_ref().map_or(0, |l| l.limit);
+            headers.extend(rate.headers(limit));
+        }
+        ctx.principal = deny.principal;
+        respond::send(session, deny.status, deny.body, &headers).await
+    }
+
+    /// CORS headers for a response the gateway writes itself.
+    fn cors(&self, ctx: &RequestCtx) -> Vec<(HeaderName, HeaderValue)> {
+        ctx.origin
+            .as_ref()
+            .map(|o| cors::response_headers(o).to_vec())
+            .unwrap_or_default()
     }
 }
 

@@ -2,8 +2,10 @@
 
 #[macro_use]
 pub mod respond;
+pub mod auth;
 pub mod config;
 pub mod control;
+pub mod cors;
 pub mod gateway;
 pub mod metrics;
 pub mod routing;

@@ -68,6 +68,43 @@ pub static SPAWN_STARTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static AUTH_FAILURES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_auth_failures_total",
+        "Requests refused by a route's auth, by route and precise reason \
+         (expired, bad_signature, wrong_audience, insufficient_scope, rate_limited, ...)",
+        &["route", "reason"]
+    )
+    .expect("metric registers once")
+});
+
+pub static PROVIDER_REFRESHES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_provider_refreshes_total",
+        "Fetches of a provider's metadata and keys, by provider and result (ok, error)",
+        &["provider", "result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static INTROSPECTIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_introspections_total",
+        "Calls to a provider's introspection endpoint (cache misses), by result (ok, error)",
+        &["provider", "result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static TOKEN_EXCHANGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_token_exchanges_total",
+        "Upstream tokens obtained by RFC 8693 exchange, by route and result (ok, error)",
+        &["route", "result"]
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric, so that all are listed (at zero) from the first scrape.
 pub fn init() {
     LazyLock::force(&REQUESTS);
@@ -76,4 +113,8 @@ pub fn init() {
     LazyLock::force(&OPEN_STREAMS);
     LazyLock::force(&RELOADS);
     LazyLock::force(&SPAWN_STARTS);
+    LazyLock::force(&AUTH_FAILURES);
+    LazyLock::force(&PROVIDER_REFRESHES);
+    LazyLock::force(&INTROSPECTIONS);
+    LazyLock::force(&TOKEN_EXCHANGES);
 }

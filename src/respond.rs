@@ -1,6 +1,7 @@
 //! Responses the gateway writes itself, from a filter, instead of proxying.
 
 use bytes::Bytes;
+use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
@@ -23,14 +24,32 @@ macro_rules! error_json {
 /// Writes a whole JSON response. Returns `Ok(true)`, the value `request_filter` returns
 /// when it has answered the request itself.
 pub async fn json(session: &mut Session, status: u16, body: Bytes) -> Result<bool> {
-    let mut header = ResponseHeader::build(status, Some(4))?;
-    header.insert_header("Content-Type", "application/json")?;
+    send(session, status, body, &[]).await
+}
+
+/// Writes a whole JSON response with `extra` headers (challenges, CORS, rate limits).
+/// An empty body is sent without a content type (a 204 preflight answer).
+pub async fn send(
+    session: &mut Session,
+    status: u16,
+    body: Bytes,
+    extra: &[(HeaderName, HeaderValue)],
+) -> Result<bool> {
+    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    if !body.is_empty() {
+        header.insert_header("Content-Type", "application/json")?;
+    }
     header.insert_header("Content-Length", body.len())?;
     header.insert_header("Cache-Control", "no-store")?;
+    for (name, value) in extra {
+        header.append_header(name.clone(), value.clone())?;
+    }
     session
-        .write_response_header(Box::new(header), false)
+        .write_response_header(Box::new(header), body.is_empty())
         .await?;
-    session.write_response_body(Some(body), true).await?;
+    if !body.is_empty() {
+        session.write_response_body(Some(body), true).await?;
+    }
     Ok(true)
 }
 

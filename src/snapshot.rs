@@ -2,6 +2,7 @@
 //! on reload. A request loads it once and keeps it to the end, so a reload never changes
 //! the rules under a request or stream that is already running.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -9,9 +10,13 @@ use arc_swap::ArcSwap;
 use http::HeaderValue;
 use log::{info, warn};
 
-use crate::config::{Config, ConfigError, Route};
+use crate::auth::provider::Provider;
+use crate::auth::rate_limit::RateLimiter;
+use crate::auth::Guard;
+use crate::config::{Auth, Config, ConfigError, Route};
 use crate::metrics;
 use crate::routing::Router;
+use crate::upstream::credential::Exchanger;
 use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::spawn::{SpawnKey, SpawnState, Supervisor};
 
@@ -20,6 +25,8 @@ pub struct Snapshot {
     pub router: Router,
     /// Indexed like `config.routes`.
     pub routes: Vec<CompiledRoute>,
+    /// By name; shared with the next snapshot when their settings do not change.
+    pub providers: BTreeMap<String, Arc<Provider>>,
 }
 
 pub struct CompiledRoute {
@@ -27,22 +34,56 @@ pub struct CompiledRoute {
     /// The `Host` header sent upstream, built once.
     pub host_header: HeaderValue,
     pub spawned: Option<(SpawnKey, Arc<SpawnState>)>,
+    /// The bearer check (`auth` with a provider).
+    pub guard: Option<Guard>,
+    pub exchanger: Option<Arc<Exchanger>>,
 }
 
 impl Snapshot {
-    /// Compiles a validated config. Fails on what only shows at build time (DNS, CA files).
-    pub fn build(config: Config, supervisor: &Supervisor) -> Result<Snapshot, ConfigError> {
+    /// Compiles a validated config. Fails on what only shows at build time (DNS, CA files,
+    /// JWKS files). Providers, rate-limit state and exchanged tokens whose settings did not
+    /// change are taken over from `previous`, so a reload loses no keys and resets no limit.
+    pub fn build(
+        config: Config,
+        supervisor: &Supervisor,
+        previous: Option<&Snapshot>,
+    ) -> Result<Snapshot, ConfigError> {
+        let mut providers = BTreeMap::new();
+        for (name, settings) in &config.providers {
+            let kept = previous
+                .and_then(|p| p.providers.get(name))
+                .filter(|p| p.config == *settings);
+            let provider = match kept {
+                Some(p) => p.clone(),
+                None => Arc::new(Provider::new(
+                    name,
+                    settings.clone(),
+                    &format!("providers.{name}"),
+                )?),
+            };
+            providers.insert(name.clone(), provider);
+        }
         let routes = config
             .routes
             .iter()
             .enumerate()
-            .map(|(i, route)| compile(route, &format!("routes[{i}]"), supervisor))
+            .map(|(i, route)| {
+                let at = format!("routes[{i}]");
+                let old = previous.and_then(|p| p.find_route(&route.name));
+                compile(route, &at, supervisor, &config.public_url, &providers, old)
+            })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Snapshot {
             router: Router::new(&config.routes),
             config,
             routes,
+            providers,
         })
+    }
+
+    fn find_route(&self, name: &str) -> Option<(&Route, &CompiledRoute)> {
+        let i = self.config.routes.iter().position(|r| r.name == name)?;
+        Some(self.route(i))
     }
 
     pub fn route(&self, index: usize) -> (&Route, &CompiledRoute) {
@@ -74,16 +115,24 @@ impl Snapshot {
         }
     }
 
-    /// Ready to serve: every spawned upstream listens.
+    /// Ready to serve: every spawned upstream listens and every provider has its keys.
     pub fn is_ready(&self) -> bool {
         self.routes
             .iter()
             .filter_map(|r| r.spawned.as_ref())
             .all(|(_, state)| state.is_ready())
+            && self.providers.values().all(|p| p.is_loaded())
     }
 }
 
-fn compile(route: &Route, at: &str, supervisor: &Supervisor) -> Result<CompiledRoute, ConfigError> {
+fn compile(
+    route: &Route,
+    at: &str,
+    supervisor: &Supervisor,
+    public_url: &str,
+    providers: &BTreeMap<String, Arc<Provider>>,
+    old: Option<(&Route, &CompiledRoute)>,
+) -> Result<CompiledRoute, ConfigError> {
     let peer = UpstreamPeer::new(route, at)?;
     let host_header = HeaderValue::from_str(&route.upstream.authority).map_err(|_| {
         ConfigError::new(format!("{at}.upstream"), "host is not a valid Host header")
@@ -100,10 +149,50 @@ fn compile(route: &Route, at: &str, supervisor: &Supervisor) -> Result<CompiledR
         }
         None => None,
     };
+    let guard = match &route.auth {
+        Auth::None => None,
+        Auth::Bearer(bearer) => {
+            let provider = providers[&bearer.provider].clone();
+            let old_limiter = old.and_then(|(r, c)| match &r.auth {
+                Auth::Bearer(b) if b.rate_limit == bearer.rate_limit => {
+                    c.guard.as_ref()?.rate_limiter.clone()
+                }
+                _ => None,
+            });
+            let limiter = bearer
+                .rate_limit
+                .as_ref()
+                .map(|rl| old_limiter.unwrap_or_else(|| Arc::new(RateLimiter::new(rl.clone()))));
+            let metadata = format!(
+                "{public_url}/.well-known/oauth-protected-resource{}",
+                if route.prefix == "/" {
+                    ""
+                } else {
+                    &route.prefix
+                }
+            );
+            let guard = Guard::new(bearer, &metadata, provider, limiter).map_err(|_| {
+                ConfigError::new(
+                    format!("{at}.auth.scopes"),
+                    "a scope has characters a WWW-Authenticate header cannot carry",
+                )
+            })?;
+            Some(guard)
+        }
+    };
+    let exchanger = route.upstream_auth.token_exchange.as_ref().map(|te| {
+        old.filter(|(r, _)| {
+            r.upstream_auth.token_exchange.as_ref() == Some(te) && r.auth == route.auth
+        })
+        .and_then(|(_, c)| c.exchanger.clone())
+        .unwrap_or_default()
+    });
     Ok(CompiledRoute {
         peer,
         host_header,
         spawned,
+        guard,
+        exchanger,
     })
 }
 
@@ -117,7 +206,7 @@ pub struct GatewayState {
 impl GatewayState {
     pub fn load(config_path: &Path) -> Result<GatewayState, ConfigError> {
         let supervisor = Supervisor::default();
-        let snapshot = Snapshot::build(Config::load(config_path)?, &supervisor)?;
+        let snapshot = Snapshot::build(Config::load(config_path)?, &supervisor, None)?;
         Ok(GatewayState {
             current: ArcSwap::from_pointee(snapshot),
             config_path: config_path.to_path_buf(),
@@ -138,8 +227,9 @@ impl GatewayState {
     /// Re-reads the file and swaps in a new snapshot; on any error nothing changes.
     /// Blocking (file reads): call from a blocking-capable context.
     pub fn reload(&self) -> Result<(), ConfigError> {
+        let old = self.current.load_full();
         let result = Config::load(&self.config_path)
-            .and_then(|config| Snapshot::build(config, &self.supervisor));
+            .and_then(|config| Snapshot::build(config, &self.supervisor, Some(&old)));
         let new = match result {
             Ok(new) => new,
             Err(e) => {
@@ -151,7 +241,6 @@ impl GatewayState {
                 return Err(e);
             }
         };
-        let old = self.current.load();
         for change in restart_only_changes(&old.config, &new.config) {
             warn!("reload: `{change}` changed; that takes a restart or upgrade (-u) to apply");
         }

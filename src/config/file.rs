@@ -16,6 +16,9 @@ pub struct FileConfig {
     pub access_log: Option<bool>,
     #[serde(default)]
     pub server: ServerFile,
+    /// Identity providers (issuers) that routes' `auth` refers to by name.
+    #[serde(default)]
+    pub providers: BTreeMap<String, ProviderFile>,
     pub routes: Vec<RouteFile>,
 }
 
@@ -57,15 +60,143 @@ pub struct RouteFile {
     pub idle_timeout: Option<String>,
     pub read_timeout: Option<String>,
     pub auth: AuthFile,
+    pub upstream_auth: Option<UpstreamAuthFile>,
+    pub cors: Option<CorsFile>,
     pub spawn: Option<SpawnFile>,
 }
 
 /// What protects a route. There is no default: a route without `auth` does not load.
-#[derive(Debug, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug)]
 pub enum AuthFile {
-    /// Explicitly unprotected: requests pass through untouched.
+    /// `auth: none`: explicitly unprotected.
     None,
+    /// `auth: { provider: …, … }`: bearer tokens from a provider.
+    Bearer(Box<BearerFile>),
+}
+
+/// `none` as a string, or a mapping; written by hand so that a mistake inside the mapping
+/// keeps its precise key path (an untagged enum would only say "no variant matched").
+impl<'de> Deserialize<'de> for AuthFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = AuthFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`none` or a mapping with a `provider`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AuthFile, E> {
+                match v {
+                    "none" => Ok(AuthFile::None),
+                    other => Err(E::unknown_variant(other, &["none"])),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<AuthFile, A::Error> {
+                BearerFile::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|b| AuthFile::Bearer(Box::new(b)))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BearerFile {
+    pub provider: String,
+    /// What `aud` must contain; default: the route's public URL.
+    pub audience: Option<OneOrMany>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub allow: AllowFile,
+    #[serde(default)]
+    pub roles: RolesFile,
+    pub rate_limit: Option<RateLimitFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllowFile {
+    pub subjects: Option<Vec<String>>,
+    pub emails: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub groups_claim: Option<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, serde_norway::Value>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RolesFile {
+    #[serde(default)]
+    pub from_scopes: BTreeMap<String, String>,
+    pub from_claim: Option<OneOrMany>,
+    #[serde(default)]
+    pub required: Vec<String>,
+}
+
+/// `600/min`, or `{ rate: 600/min, burst: 50 }`.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum RateLimitFile {
+    Rate(String),
+    Full { rate: String, burst: Option<u32> },
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamAuthFile {
+    #[serde(default)]
+    pub forward_token: bool,
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
+    pub identity: Option<IdentityFile>,
+    pub token_exchange: Option<TokenExchangeFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityFile {
+    pub subject: Option<String>,
+    pub email: Option<String>,
+    pub roles: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenExchangeFile {
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CorsFile {
+    pub origins: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderFile {
+    pub issuer: String,
+    pub jwks_uri: Option<String>,
+    pub jwks_file: Option<String>,
+    pub tokens: Option<String>,
+    pub introspection_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_auth: Option<String>,
+    pub client_cert: Option<TlsFile>,
+    pub ca_file: Option<String>,
+    pub leeway: Option<String>,
+    pub required_claims: Option<Vec<String>>,
+    pub jwks_refresh: Option<String>,
+    pub jwks_cooldown: Option<String>,
+    pub token_cache: Option<usize>,
+    pub introspection_cache_ttl: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

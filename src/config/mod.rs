@@ -5,6 +5,9 @@ mod duration;
 mod file;
 mod interpolate;
 mod validate;
+mod validate_auth;
+
+pub use validate_auth::DEFAULT_CORS_ORIGINS;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -54,6 +57,8 @@ pub struct Config {
     /// One log line per request (method, path without query, status, route, latency).
     pub access_log: bool,
     pub server: ServerSettings,
+    /// By name, as routes refer to them.
+    pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: Vec<Route>,
 }
 
@@ -86,6 +91,9 @@ pub struct Route {
     pub strip_prefix: bool,
     pub timeouts: Timeouts,
     pub auth: Auth,
+    pub upstream_auth: UpstreamAuth,
+    /// Browser origins allowed to call the route (exact `scheme://host[:port]`).
+    pub cors_origins: Vec<String>,
     pub spawn: Option<Spawn>,
 }
 
@@ -115,10 +123,163 @@ pub struct Timeouts {
     pub read: Option<Duration>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Auth {
     /// `auth: none`, said explicitly: the route is open and requests pass untouched.
     None,
+    /// Bearer tokens from a provider, then the route's policy.
+    Bearer(Box<BearerAuth>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BearerAuth {
+    pub provider: String,
+    /// `aud` must contain one of these.
+    pub audiences: Vec<String>,
+    /// Every one is required.
+    pub scopes: Vec<String>,
+    pub allow: Allow,
+    pub roles: Roles,
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// Allow-lists. Each list that is set must match (a list matches if any entry does).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Allow {
+    pub subjects: Option<Vec<String>>,
+    /// Exact addresses or `*@domain`.
+    pub emails: Option<Vec<String>>,
+    pub groups: Option<Vec<String>>,
+    pub groups_claim: String,
+    /// Claim path (dots for nesting) → the value it must equal (or, for an array, contain).
+    pub claims: Vec<(String, serde_json::Value)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Roles {
+    /// Scope → role it grants.
+    pub from_scopes: Vec<(String, String)>,
+    /// Claim paths holding role names (`realm_access.roles`, `roles`).
+    pub from_claims: Vec<String>,
+    /// The subject needs at least one of these.
+    pub required: Vec<String>,
+}
+
+impl Roles {
+    /// Whether roles are used at all (required or sent upstream).
+    pub fn is_configured(&self) -> bool {
+        !self.from_scopes.is_empty() || !self.from_claims.is_empty()
+    }
+}
+
+/// `limit` requests per `window` per subject, with bursts of up to `burst`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimit {
+    pub limit: u32,
+    pub window: Duration,
+    pub burst: u32,
+}
+
+/// What the upstream receives in place of the client's token.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct UpstreamAuth {
+    /// Send the client's `Authorization` on (MCP forbids it; for legacy upstreams only).
+    pub forward_token: bool,
+    pub headers: Vec<(http::HeaderName, http::HeaderValue)>,
+    pub identity: Option<IdentityHeaders>,
+    pub token_exchange: Option<TokenExchange>,
+}
+
+/// Header names for the authenticated identity; always removed from the client's request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdentityHeaders {
+    pub subject: http::HeaderName,
+    pub email: http::HeaderName,
+    pub roles: http::HeaderName,
+}
+
+/// RFC 8693 parameters; the provider's token endpoint and client credentials are used.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TokenExchange {
+    pub audience: Option<String>,
+    pub resource: Option<String>,
+    pub scope: Option<String>,
+}
+
+/// A value that must not reach logs: `Debug` prints a placeholder.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenMode {
+    /// JWTs verified locally against the provider's keys.
+    Jwt,
+    /// Every token introspected (RFC 7662), answers cached.
+    Introspection,
+    /// JWTs verified locally; anything else introspected.
+    JwtThenIntrospection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    Post,
+    /// mTLS: the client certificate authenticates; `client_id` goes in the form.
+    TlsClientAuth,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderConfig {
+    /// Exactly as the IdP writes it in `iss`.
+    pub issuer: String,
+    pub jwks: JwksSource,
+    pub tokens: TokenMode,
+    pub introspection_endpoint: Option<String>,
+    pub token_endpoint: Option<String>,
+    pub client_id: Option<String>,
+    pub client_secret: Option<Secret>,
+    pub client_auth: ClientAuth,
+    pub client_cert: Option<TlsConfig>,
+    pub ca_file: Option<PathBuf>,
+    pub leeway: Duration,
+    /// Claims a JWT must carry besides `iss` and `aud` (default: `exp`).
+    pub required_claims: Vec<String>,
+    /// Key-set refresh period when the IdP sends no `max-age`.
+    pub jwks_refresh: Duration,
+    /// Least time between refreshes caused by an unknown `kid`.
+    pub jwks_cooldown: Duration,
+    /// Verified-token cache entries; 0 turns the cache off.
+    pub token_cache: usize,
+    pub introspection_cache_ttl: Duration,
+    /// Per request to the IdP.
+    pub timeout: Duration,
+    /// Some route exchanges tokens with this provider (RFC 8693).
+    pub exchanges_tokens: bool,
+}
+
+impl ProviderConfig {
+    /// Whether discovery must run: some endpoint the provider needs was not configured.
+    pub fn needs_discovery(&self) -> bool {
+        let jwt = self.tokens != TokenMode::Introspection;
+        let introspect = self.tokens != TokenMode::Jwt;
+        (jwt && self.jwks == JwksSource::Discovery)
+            || (introspect && self.introspection_endpoint.is_none())
+            || (self.exchanges_tokens && self.token_endpoint.is_none())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JwksSource {
+    /// `jwks_uri` from the provider's metadata.
+    Discovery,
+    Uri(String),
+    File(PathBuf),
 }
 
 /// A command the gateway runs to serve a route's upstream.

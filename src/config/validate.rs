@@ -1,16 +1,17 @@
 //! File model → runtime model. Every check names the key path it failed on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
 use url::Url;
 
-use super::file::{AuthFile, Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
+use super::file::{Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
+use super::validate_auth;
 use super::{
-    parse_duration, Auth, Config, ConfigError, Route, ServerSettings, Spawn, Timeouts, TlsConfig,
-    Upstream,
+    parse_duration, Config, ConfigError, ProviderConfig, Route, ServerSettings, Spawn, Timeouts,
+    TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -53,6 +54,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .map(|m| socket_addr(&m, "metrics"))
         .transpose()?;
     let server = server_settings(file.server)?;
+    let mut providers = validate_auth::providers(file.providers, base)?;
 
     if file.routes.is_empty() {
         return Err(ConfigError::new("routes", "needs at least one route"));
@@ -62,7 +64,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let mut routes = Vec::with_capacity(file.routes.len());
     for (i, raw) in file.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
-        let route = route(raw, &at, base)?;
+        let route = route(raw, &at, base, &public_url, &mut providers)?;
         let key = (route.host.clone(), route.prefix.clone());
         if let Some(first) = seen.insert(key, i) {
             return Err(ConfigError::new(
@@ -95,6 +97,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         metrics,
         access_log: file.access_log.unwrap_or(true),
         server,
+        providers,
         routes,
     })
 }
@@ -104,7 +107,11 @@ fn socket_addr(s: &str, at: &str) -> Result<SocketAddr, ConfigError> {
         .map_err(|_| ConfigError::new(at, format!("`{s}` is not an address like 127.0.0.1:8080")))
 }
 
-fn existing_file(base: &Path, p: &str, at: &str) -> Result<std::path::PathBuf, ConfigError> {
+pub(super) fn existing_file(
+    base: &Path,
+    p: &str,
+    at: &str,
+) -> Result<std::path::PathBuf, ConfigError> {
     let path = base.join(p);
     if !path.is_file() {
         return Err(ConfigError::new(
@@ -115,7 +122,11 @@ fn existing_file(base: &Path, p: &str, at: &str) -> Result<std::path::PathBuf, C
     Ok(path)
 }
 
-fn duration(s: Option<&str>, default: Duration, at: &str) -> Result<Duration, ConfigError> {
+pub(super) fn duration(
+    s: Option<&str>,
+    default: Duration,
+    at: &str,
+) -> Result<Duration, ConfigError> {
     s.map_or(Ok(default), |s| {
         parse_duration(s).map_err(|e| ConfigError::new(at, e))
     })
@@ -163,7 +174,13 @@ fn server_settings(s: ServerFile) -> Result<ServerSettings, ConfigError> {
     })
 }
 
-fn route(raw: RouteFile, at: &str, base: &Path) -> Result<Route, ConfigError> {
+fn route(
+    raw: RouteFile,
+    at: &str,
+    base: &Path,
+    public_url: &str,
+    providers: &mut BTreeMap<String, ProviderConfig>,
+) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix, &format!("{at}.prefix"))?;
     let host = raw
         .host
@@ -211,9 +228,18 @@ fn route(raw: RouteFile, at: &str, base: &Path) -> Result<Route, ConfigError> {
             })
             .transpose()?,
     };
-    let auth = match raw.auth {
-        AuthFile::None => Auth::None,
+    let resource = match prefix.as_str() {
+        "/" => public_url.to_string(),
+        p => format!("{public_url}{p}"),
     };
+    let auth = validate_auth::auth(raw.auth, &format!("{at}.auth"), &resource, providers)?;
+    let upstream_auth = validate_auth::upstream_auth(
+        raw.upstream_auth,
+        &auth,
+        &format!("{at}.upstream_auth"),
+        providers,
+    )?;
+    let cors_origins = validate_auth::cors(raw.cors, &format!("{at}.cors"))?;
     let spawn = raw
         .spawn
         .map(|s| spawn(s, &upstream, &format!("{at}.spawn"), base))
@@ -230,6 +256,8 @@ fn route(raw: RouteFile, at: &str, base: &Path) -> Result<Route, ConfigError> {
         strip_prefix: raw.strip_prefix.unwrap_or(true),
         timeouts,
         auth,
+        upstream_auth,
+        cors_origins,
         spawn,
     })
 }

@@ -1,4 +1,6 @@
-//! Everything about reaching upstreams: pre-built peers and spawned upstream processes.
+//! Everything about reaching upstreams: pre-built peers, spawned upstream processes, and the
+//! credentials the upstream receives.
 
+pub mod credential;
 pub mod peer;
 pub mod spawn;

@@ -1,0 +1,607 @@
+//! One identity provider at run time: its endpoints (configured or discovered), its key set
+//! behind an `ArcSwap` (read without locks), the verified-token and introspection caches,
+//! and the HTTP client that talks to it. Everything that waits on the network happens in
+//! the background, or once on a cache miss, single-flight.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use log::{info, warn};
+use serde::Deserialize;
+
+use super::cache::{digest, Key as CacheKey, SlotCache};
+use super::jwk::KeySet;
+use super::jwt::{self, MAX_TOKEN_LEN};
+use super::principal::Principal;
+use super::Reject;
+use crate::config::{
+    ClientAuth, ConfigError, JwksSource, ProviderConfig, TokenExchange, TokenMode,
+};
+use crate::metrics;
+
+/// Documents from the IdP larger than this are refused.
+const MAX_DOCUMENT: usize = 1024 * 1024;
+/// Bounds on a key set's `Cache-Control: max-age`.
+const MIN_KEY_REFRESH: Duration = Duration::from_secs(60);
+const MAX_KEY_REFRESH: Duration = Duration::from_secs(24 * 3600);
+/// Retry delay after a failed refresh (never longer than the normal period).
+const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
+/// A cached verification lives at most this long, so that a key withdrawn at the IdP stops
+/// being honoured soon even for long-lived tokens.
+const MAX_VERIFIED_TTL: u64 = 300;
+
+#[derive(Debug, Default)]
+struct Endpoints {
+    jwks_uri: Option<String>,
+    introspection: Option<String>,
+    token: Option<String>,
+}
+
+pub struct Provider {
+    pub name: String,
+    pub config: ProviderConfig,
+    keys: ArcSwap<KeySet>,
+    endpoints: ArcSwap<Endpoints>,
+    /// The first refresh succeeded (or nothing needed fetching).
+    loaded: AtomicBool,
+    /// Bumped by every successful refresh: a waiter on the refresh lock sees whether the
+    /// refresh it waited for already happened.
+    generation: AtomicU64,
+    refresh_lock: tokio::sync::Mutex<()>,
+    /// Unix ms of the last refresh an unknown `kid` caused; 0 for never.
+    last_kid_refresh: AtomicU64,
+    /// Unix ms at which the background refresh is due.
+    next_refresh: AtomicU64,
+    verified: Option<SlotCache<Arc<Principal>>>,
+    /// `None` inside: the token is inactive.
+    introspected: SlotCache<Option<Arc<Principal>>>,
+    client: reqwest::Client,
+}
+
+impl Provider {
+    /// Builds the provider without network I/O; a JWKS file is read here.
+    pub fn new(name: &str, config: ProviderConfig, at: &str) -> Result<Provider, ConfigError> {
+        let client = http_client(&config).map_err(|e| ConfigError::new(at, e))?;
+        let (keys, loaded) = match &config.jwks {
+            JwksSource::File(path) => {
+                let key = format!("{at}.jwks_file");
+                let text = std::fs::read(path)
+                    .map_err(|e| ConfigError::new(&key, format!("cannot read: {e}")))?;
+                let (set, skipped) = KeySet::parse(&text).map_err(|e| ConfigError::new(&key, e))?;
+                for s in skipped {
+                    warn!("provider {name}: {} skipped {s}", path.display());
+                }
+                (set, !config.needs_discovery())
+            }
+            _ => (
+                KeySet::default(),
+                !config.needs_discovery() && !config.wants_jwks_fetch(),
+            ),
+        };
+        let endpoints = Endpoints {
+            jwks_uri: match &config.jwks {
+                JwksSource::Uri(u) => Some(u.clone()),
+                _ => None,
+            },
+            introspection: config.introspection_endpoint.clone(),
+            token: config.token_endpoint.clone(),
+        };
+        Ok(Provider {
+            name: name.to_string(),
+            keys: ArcSwap::from_pointee(keys),
+            endpoints: ArcSwap::from_pointee(endpoints),
+            loaded: AtomicBool::new(loaded),
+            generation: AtomicU64::new(0),
+            refresh_lock: tokio::sync::Mutex::new(()),
+            last_kid_refresh: AtomicU64::new(0),
+            next_refresh: AtomicU64::new(0),
+            verified: (config.token_cache > 0).then(|| SlotCache::new(config.token_cache)),
+            introspected: SlotCache::new(config.token_cache.max(1024)),
+            client,
+            config,
+        })
+    }
+
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(Ordering::Acquire)
+    }
+
+    /// Checks `token` and says whom it speaks for. `now` is unix seconds.
+    pub async fn authenticate(&self, token: &str, now: u64) -> Result<Arc<Principal>, Reject> {
+        if token.len() > MAX_TOKEN_LEN {
+            return Err(Reject::TooLarge);
+        }
+        let key = digest(token.as_bytes());
+        match self.config.tokens {
+            TokenMode::Jwt => self.verify_jwt(token, key, now).await,
+            TokenMode::Introspection => self.introspect(token, key, now).await,
+            TokenMode::JwtThenIntrospection if jwt::looks_like_jwt(token) => {
+                self.verify_jwt(token, key, now).await
+            }
+            TokenMode::JwtThenIntrospection => self.introspect(token, key, now).await,
+        }
+    }
+
+    async fn verify_jwt(
+        &self,
+        token: &str,
+        key: CacheKey,
+        now: u64,
+    ) -> Result<Arc<Principal>, Reject> {
+        if let Some(hit) = self.verified.as_ref().and_then(|c| c.get(&key, now)) {
+            return Ok(hit.value.clone());
+        }
+        let parsed = jwt::parse(token)?;
+        let kid = parsed.kid.as_deref();
+        // The guard is dropped before any `.await`.
+        let found = self.keys.load().find(kid).map(|k| parsed.verify(k));
+        let claims = match found {
+            Some(result) => result?,
+            None => {
+                self.refresh_for_unknown_kid().await?;
+                let keys = self.keys.load();
+                parsed.verify(keys.find(kid).ok_or(Reject::UnknownKey)?)?
+            }
+        };
+        let principal = Principal::from_claims(claims);
+        let c = &self.config;
+        jwt::check_claims(
+            &principal,
+            &c.issuer,
+            &c.required_claims,
+            now,
+            c.leeway.as_secs(),
+        )?;
+        let principal = Arc::new(principal);
+        if let Some(cache) = &self.verified {
+            let until = principal
+                .expires_at
+                .unwrap_or(u64::MAX)
+                .min(now + MAX_VERIFIED_TTL);
+            cache.insert(key, until, now, principal.clone());
+        }
+        Ok(principal)
+    }
+
+    /// A token names a key we do not have: refresh once, single-flight, at most once per
+    /// `jwks_cooldown`, so that a key rotated at the IdP works at once and a flood of made-up
+    /// `kid`s costs the IdP one request per cooldown.
+    async fn refresh_for_unknown_kid(&self) -> Result<(), Reject> {
+        let seen = self.generation.load(Ordering::Acquire);
+        let _flight = self.refresh_lock.lock().await;
+        if self.generation.load(Ordering::Acquire) != seen {
+            return Ok(()); // refreshed while we waited
+        }
+        let unknown = || {
+            if self.is_loaded() {
+                Reject::UnknownKey
+            } else {
+                Reject::KeysUnavailable
+            }
+        };
+        let now = unix_ms();
+        let last = self.last_kid_refresh.load(Ordering::Relaxed);
+        if last != 0 && now.saturating_sub(last) < self.config.jwks_cooldown.as_millis() as u64 {
+            return Err(unknown());
+        }
+        self.last_kid_refresh.store(now, Ordering::Relaxed);
+        self.refresh_locked("unknown kid")
+            .await
+            .map_err(|_| unknown())
+    }
+
+    /// The background schedule: refreshes when due. Skips if a refresh is running.
+    pub async fn refresh_if_due(&self) {
+        if unix_ms() < self.next_refresh.load(Ordering::Relaxed) {
+            return;
+        }
+        let Ok(_flight) = self.refresh_lock.try_lock() else {
+            return;
+        };
+        let _ = self.refresh_locked("scheduled").await;
+    }
+
+    /// Fetches metadata and keys as configured. Call with `refresh_lock` held. On failure the
+    /// previous keys stay in use.
+    async fn refresh_locked(&self, why: &str) -> Result<(), ()> {
+        let started = unix_ms();
+        match self.fetch().await {
+            Ok(max_age) => {
+                self.generation.fetch_add(1, Ordering::AcqRel);
+                if !self.loaded.swap(true, Ordering::AcqRel) {
+                    info!("provider {}: ready", self.name);
+                }
+                let period = max_age
+                    .map(|a| a.clamp(MIN_KEY_REFRESH, MAX_KEY_REFRESH))
+                    .unwrap_or(self.config.jwks_refresh);
+                self.next_refresh
+                    .store(started + period.as_millis() as u64, Ordering::Relaxed);
+                metrics::PROVIDER_REFRESHES
+                    .with_label_values(&[&self.name, "ok"])
+                    .inc();
+                Ok(())
+            }
+            Err(e) => {
+                warn!(
+                    "provider {}: {why} refresh failed, keeping the previous keys: {e}",
+                    self.name
+                );
+                let retry = RETRY_AFTER_FAILURE.min(self.config.jwks_refresh);
+                self.next_refresh
+                    .store(started + retry.as_millis() as u64, Ordering::Relaxed);
+                metrics::PROVIDER_REFRESHES
+                    .with_label_values(&[&self.name, "error"])
+                    .inc();
+                Err(())
+            }
+        }
+    }
+
+    /// Discovery (when needed), then the key set (when fetched). Returns the key set's
+    /// `max-age`.
+    async fn fetch(&self) -> Result<Option<Duration>, String> {
+        if self.config.needs_discovery() {
+            let meta = self.discover().await?;
+            let c = &self.config;
+            let jwks_uri = match &c.jwks {
+                JwksSource::Uri(u) => Some(u.clone()),
+                _ => meta.jwks_uri,
+            };
+            self.endpoints.store(Arc::new(Endpoints {
+                jwks_uri,
+                introspection: c
+                    .introspection_endpoint
+                    .clone()
+                    .or(meta.introspection_endpoint),
+                token: c.token_endpoint.clone().or(meta.token_endpoint),
+            }));
+        }
+        if !self.config.wants_jwks_fetch() {
+            return Ok(None);
+        }
+        let uri = self
+            .endpoints
+            .load()
+            .jwks_uri
+            .clone()
+            .ok_or("the provider's metadata has no jwks_uri")?;
+        let (body, max_age) = self.get(&uri).await?;
+        let (set, skipped) = KeySet::parse(&body).map_err(|e| format!("{uri}: {e}"))?;
+        for s in skipped {
+            warn!("provider {}: {uri}: skipped {s}", self.name);
+        }
+        self.keys.store(Arc::new(set));
+        Ok(max_age)
+    }
+
+    /// RFC 8414 first, then OpenID Connect discovery, with the path-insertion rule for
+    /// issuers that have a path. The document's `issuer` must be ours exactly.
+    async fn discover(&self) -> Result<Metadata, String> {
+        let mut last_error = String::new();
+        for url in discovery_urls(&self.config.issuer) {
+            let body = match self.get(&url).await {
+                Ok((body, _)) => body,
+                Err(e) => {
+                    last_error = e;
+                    continue;
+                }
+            };
+            let meta: Metadata = serde_json::from_slice(&body)
+                .map_err(|e| format!("{url}: not valid metadata: {e}"))?;
+            if meta.issuer != self.config.issuer {
+                return Err(format!(
+                    "{url}: issuer is `{}`, not the configured `{}`",
+                    meta.issuer, self.config.issuer
+                ));
+            }
+            return Ok(meta);
+        }
+        Err(format!("discovery failed: {last_error}"))
+    }
+
+    /// GET a JSON document: status 200, at most `MAX_DOCUMENT` bytes. Returns the body and
+    /// the `Cache-Control: max-age`.
+    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
+        let response = self
+            .client
+            .get(url)
+            .header("Accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+        if response.status() != 200 {
+            return Err(format!("{url}: status {}", response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok())
+            .and_then(max_age);
+        let body = read_capped(response)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        Ok((body, max_age))
+    }
+
+    /// RFC 7662, answers cached (active until the token's `exp` or the TTL, inactive for the
+    /// TTL). A failed call is not cached and says `IntrospectionUnavailable` (503).
+    async fn introspect(
+        &self,
+        token: &str,
+        key: CacheKey,
+        now: u64,
+    ) -> Result<Arc<Principal>, Reject> {
+        let ttl = self.config.introspection_cache_ttl.as_secs();
+        if let Some(hit) = self.introspected.get(&key, now) {
+            return hit.value.clone().ok_or(Reject::Inactive);
+        }
+        let endpoint = self.endpoints.load().introspection.clone();
+        let endpoint = endpoint.ok_or(Reject::IntrospectionUnavailable)?;
+        let form = [("token", token), ("token_type_hint", "access_token")];
+        let answer = self.post_form(&endpoint, &form).await;
+        let claims = match answer {
+            Ok(claims) => claims,
+            Err(e) => {
+                warn!("provider {}: introspection failed: {e}", self.name);
+                metrics::INTROSPECTIONS
+                    .with_label_values(&[&self.name, "error"])
+                    .inc();
+                return Err(Reject::IntrospectionUnavailable);
+            }
+        };
+        metrics::INTROSPECTIONS
+            .with_label_values(&[&self.name, "ok"])
+            .inc();
+        let active = claims.get("active").and_then(|v| v.as_bool()) == Some(true);
+        let principal = Principal::from_claims(claims);
+        let issuer_ok = principal
+            .claim("iss")
+            .is_none_or(|iss| iss.as_str() == Some(&self.config.issuer));
+        let expired = principal.expires_at.is_some_and(|exp| now >= exp);
+        if !active || expired || !issuer_ok {
+            if ttl > 0 {
+                self.introspected.insert(key, now + ttl, now, None);
+            }
+            return Err(if !issuer_ok {
+                Reject::WrongIssuer
+            } else {
+                Reject::Inactive
+            });
+        }
+        let principal = Arc::new(principal);
+        if ttl > 0 {
+            let until = principal.expires_at.unwrap_or(u64::MAX).min(now + ttl);
+            self.introspected
+                .insert(key, until, now, Some(principal.clone()));
+        }
+        Ok(principal)
+    }
+
+    /// RFC 8693: trades the client's token for one meant for the upstream. Returns the new
+    /// token and its lifetime in seconds.
+    pub async fn exchange(
+        &self,
+        subject_token: &str,
+        params: &TokenExchange,
+    ) -> Result<(String, Option<u64>), String> {
+        let endpoint = self.endpoints.load().token.clone();
+        let endpoint = endpoint.ok_or("the provider has no token endpoint")?;
+        let mut form = vec![
+            (
+                "grant_type",
+                "urn:ietf:params:oauth:grant-type:token-exchange",
+            ),
+            ("subject_token", subject_token),
+            (
+                "subject_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+            (
+                "requested_token_type",
+                "urn:ietf:params:oauth:token-type:access_token",
+            ),
+        ];
+        for (name, value) in [
+            ("audience", &params.audience),
+            ("resource", &params.resource),
+            ("scope", &params.scope),
+        ] {
+            if let Some(v) = value {
+                form.push((name, v));
+            }
+        }
+        let answer = self.post_form(&endpoint, &form).await?;
+        let token = answer
+            .get("access_token")
+            .and_then(|v| v.as_str())
+            .ok_or("the answer has no access_token")?;
+        Ok((
+            token.to_string(),
+            answer.get("expires_in").and_then(|v| v.as_u64()),
+        ))
+    }
+
+    /// POST a form with the provider's client authentication; the answer must be a JSON
+    /// object with status 200.
+    async fn post_form(
+        &self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        let c = &self.config;
+        let id = c.client_id.as_deref().unwrap_or_default();
+        let secret = c.client_secret.as_ref().map(|s| s.0.as_str());
+        let mut fields: Vec<(&str, &str)> = form.to_vec();
+        let mut request = self.client.post(url).header("Accept", "application/json");
+        match c.client_auth {
+            ClientAuth::Basic => {
+                request = request.basic_auth(form_encode(id), secret.map(form_encode))
+            }
+            ClientAuth::Post => {
+                fields.push(("client_id", id));
+                if let Some(s) = secret {
+                    fields.push(("client_secret", s));
+                }
+            }
+            ClientAuth::TlsClientAuth => fields.push(("client_id", id)),
+        }
+        let response = request
+            .form(&fields)
+            .send()
+            .await
+            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+        let status = response.status();
+        let body = read_capped(response)
+            .await
+            .map_err(|e| format!("{url}: {e}"))?;
+        if status != 200 {
+            // The IdP's error code helps; its body is not echoed (it may quote the request).
+            let code = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
+                .unwrap_or_default();
+            return Err(format!("{url}: status {status} {code}"));
+        }
+        serde_json::from_slice(&body).map_err(|_| format!("{url}: the answer is not a JSON object"))
+    }
+}
+
+impl ProviderConfig {
+    /// The key set comes over HTTP (not from a file, and JWTs are used at all).
+    fn wants_jwks_fetch(&self) -> bool {
+        self.tokens != TokenMode::Introspection && !matches!(self.jwks, JwksSource::File(_))
+    }
+}
+
+#[derive(Deserialize)]
+struct Metadata {
+    issuer: String,
+    jwks_uri: Option<String>,
+    introspection_endpoint: Option<String>,
+    token_endpoint: Option<String>,
+}
+
+/// Where an issuer's metadata may be, in the order MCP clients try them.
+pub fn discovery_urls(issuer: &str) -> Vec<String> {
+    let issuer = issuer.trim_end_matches('/');
+    let (origin, path) = match issuer
+        .find("://")
+        .and_then(|i| issuer[i + 3..].find('/').map(|j| i + 3 + j))
+    {
+        Some(split) => issuer.split_at(split),
+        None => (issuer, ""),
+    };
+    if path.is_empty() {
+        vec![
+            format!("{origin}/.well-known/oauth-authorization-server"),
+            format!("{origin}/.well-known/openid-configuration"),
+        ]
+    } else {
+        vec![
+            format!("{origin}/.well-known/oauth-authorization-server{path}"),
+            format!("{origin}/.well-known/openid-configuration{path}"),
+            format!("{origin}{path}/.well-known/openid-configuration"),
+        ]
+    }
+}
+
+fn http_client(c: &ProviderConfig) -> Result<reqwest::Client, String> {
+    let mut builder = reqwest::Client::builder()
+        .timeout(c.timeout)
+        .connect_timeout(c.timeout)
+        // Token and introspection endpoints must answer themselves, not send us elsewhere.
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")));
+    if let Some(ca) = &c.ca_file {
+        let pem = std::fs::read(ca).map_err(|e| format!("ca_file: {e}"))?;
+        for cert in
+            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("ca_file: {e}"))?
+        {
+            builder = builder.add_root_certificate(cert);
+        }
+    }
+    if let Some(tls) = &c.client_cert {
+        let mut pem = std::fs::read(&tls.cert).map_err(|e| format!("client_cert.cert: {e}"))?;
+        pem.extend(std::fs::read(&tls.key).map_err(|e| format!("client_cert.key: {e}"))?);
+        let identity =
+            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client_cert: {e}"))?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
+        if body.len() + chunk.len() > MAX_DOCUMENT {
+            return Err(format!("the answer is over {MAX_DOCUMENT} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// reqwest's message plus its causes ("error sending request: connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    s
+}
+
+/// RFC 6749 §2.3.1: client credentials in HTTP Basic are form-encoded first.
+fn form_encode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control.split(',').find_map(|d| {
+        let v = d.trim().strip_prefix("max-age=")?;
+        v.trim().parse().ok().map(Duration::from_secs)
+    })
+}
+
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn discovery_follows_path_insertion() {
+        assert_eq!(
+            discovery_urls("https://idp.example.com/"),
+            [
+                "https://idp.example.com/.well-known/oauth-authorization-server",
+                "https://idp.example.com/.well-known/openid-configuration"
+            ]
+        );
+        assert_eq!(
+            discovery_urls("https://idp.example.com/realms/x"),
+            [
+                "https://idp.example.com/.well-known/oauth-authorization-server/realms/x",
+                "https://idp.example.com/.well-known/openid-configuration/realms/x",
+                "https://idp.example.com/realms/x/.well-known/openid-configuration"
+            ]
+        );
+    }
+
+    #[test]
+    fn reads_max_age() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("no-cache"), None);
+    }
+}

@@ -1,0 +1,364 @@
+//! Validation of what protects a route: providers, `auth`, `upstream_auth` and `cors`.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue};
+use url::Url;
+
+use super::file::{
+    AuthFile, BearerFile, CorsFile, OneOrMany, ProviderFile, RateLimitFile, UpstreamAuthFile,
+};
+use super::validate::{duration, existing_file};
+use super::{
+    Allow, Auth, BearerAuth, ClientAuth, ConfigError, IdentityHeaders, JwksSource, ProviderConfig,
+    RateLimit, Roles, Secret, TlsConfig, TokenExchange, TokenMode, UpstreamAuth,
+};
+
+/// Browser origins allowed when a route names none: Claude's web and desktop apps.
+pub const DEFAULT_CORS_ORIGINS: [&str; 2] = ["https://claude.ai", "https://claude.com"];
+
+pub fn providers(
+    file: BTreeMap<String, ProviderFile>,
+    base: &Path,
+) -> Result<BTreeMap<String, ProviderConfig>, ConfigError> {
+    file.into_iter()
+        .map(|(name, p)| {
+            let at = format!("providers.{name}");
+            provider(p, &at, base).map(|p| (name, p))
+        })
+        .collect()
+}
+
+fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, ConfigError> {
+    let key = |k: &str| format!("{at}.{k}");
+    http_url(&p.issuer, &key("issuer"))?;
+    let jwks = match (p.jwks_uri, p.jwks_file) {
+        (Some(_), Some(_)) => {
+            return Err(ConfigError::new(
+                at,
+                "set `jwks_uri` or `jwks_file`, not both",
+            ))
+        }
+        (Some(uri), None) => JwksSource::Uri(http_url(&uri, &key("jwks_uri"))?),
+        (None, Some(file)) => JwksSource::File(existing_file(base, &file, &key("jwks_file"))?),
+        (None, None) => JwksSource::Discovery,
+    };
+    let tokens = match p.tokens.as_deref() {
+        None | Some("jwt") => TokenMode::Jwt,
+        Some("introspection") => TokenMode::Introspection,
+        Some("jwt_then_introspection") => TokenMode::JwtThenIntrospection,
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("tokens"),
+                format!("`{other}` is not one of jwt, introspection, jwt_then_introspection"),
+            ))
+        }
+    };
+    let client_auth = match p.client_auth.as_deref() {
+        None | Some("client_secret_basic") => ClientAuth::Basic,
+        Some("client_secret_post") => ClientAuth::Post,
+        Some("tls_client_auth") => ClientAuth::TlsClientAuth,
+        Some(other) => return Err(ConfigError::new(
+            key("client_auth"),
+            format!(
+                "`{other}` is not one of client_secret_basic, client_secret_post, tls_client_auth"
+            ),
+        )),
+    };
+    let client_cert = p
+        .client_cert
+        .map(|c| {
+            Ok::<_, ConfigError>(TlsConfig {
+                cert: existing_file(base, &c.cert, &key("client_cert.cert"))?,
+                key: existing_file(base, &c.key, &key("client_cert.key"))?,
+            })
+        })
+        .transpose()?;
+    if client_auth == ClientAuth::TlsClientAuth && client_cert.is_none() {
+        return Err(ConfigError::new(
+            key("client_cert"),
+            "is required with client_auth: tls_client_auth",
+        ));
+    }
+    if tokens != TokenMode::Jwt && p.client_id.is_none() {
+        return Err(ConfigError::new(
+            key("client_id"),
+            "is required to introspect tokens",
+        ));
+    }
+    let endpoint = |v: Option<String>, k: &str| v.map(|u| http_url(&u, &key(k))).transpose();
+    Ok(ProviderConfig {
+        issuer: p.issuer,
+        jwks,
+        tokens,
+        introspection_endpoint: endpoint(p.introspection_endpoint, "introspection_endpoint")?,
+        token_endpoint: endpoint(p.token_endpoint, "token_endpoint")?,
+        client_id: p.client_id,
+        client_secret: p.client_secret.map(Secret),
+        client_auth,
+        client_cert,
+        ca_file: p
+            .ca_file
+            .map(|f| existing_file(base, &f, &key("ca_file")))
+            .transpose()?,
+        leeway: duration(p.leeway.as_deref(), Duration::from_secs(60), &key("leeway"))?,
+        required_claims: p.required_claims.unwrap_or_else(|| vec!["exp".into()]),
+        jwks_refresh: duration(
+            p.jwks_refresh.as_deref(),
+            Duration::from_secs(600),
+            &key("jwks_refresh"),
+        )?,
+        jwks_cooldown: duration(
+            p.jwks_cooldown.as_deref(),
+            Duration::from_secs(30),
+            &key("jwks_cooldown"),
+        )?,
+        token_cache: p.token_cache.unwrap_or(65_536),
+        introspection_cache_ttl: duration(
+            p.introspection_cache_ttl.as_deref(),
+            Duration::from_secs(60),
+            &key("introspection_cache_ttl"),
+        )?,
+        timeout: duration(
+            p.timeout.as_deref(),
+            Duration::from_secs(5),
+            &key("timeout"),
+        )?,
+        exchanges_tokens: false,
+    })
+}
+
+/// The route's `auth`. `resource` is the route's public URL, the default audience.
+pub fn auth(
+    raw: AuthFile,
+    at: &str,
+    resource: &str,
+    providers: &mut BTreeMap<String, ProviderConfig>,
+) -> Result<Auth, ConfigError> {
+    let bearer = match raw {
+        AuthFile::None => return Ok(Auth::None),
+        AuthFile::Bearer(b) => b,
+    };
+    let BearerFile {
+        provider,
+        audience,
+        scopes,
+        allow,
+        roles,
+        rate_limit,
+    } = *bearer;
+    if !providers.contains_key(&provider) {
+        return Err(ConfigError::new(
+            format!("{at}.provider"),
+            format!("no provider named `{provider}` under `providers`"),
+        ));
+    }
+    let audiences = match audience {
+        Some(OneOrMany::One(a)) => vec![a],
+        Some(OneOrMany::Many(list)) if !list.is_empty() => list,
+        Some(OneOrMany::Many(_)) => {
+            return Err(ConfigError::new(
+                format!("{at}.audience"),
+                "needs at least one value",
+            ))
+        }
+        // A trailing-slash difference between the token's `aud` and the URL must not matter.
+        None => vec![resource.to_string(), format!("{resource}/")],
+    };
+    let allow = Allow {
+        subjects: allow.subjects,
+        emails: allow.emails,
+        groups: allow.groups,
+        groups_claim: allow.groups_claim.unwrap_or_else(|| "groups".into()),
+        claims: allow
+            .claims
+            .into_iter()
+            .map(|(k, v)| {
+                serde_json::to_value(v)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| ConfigError::new(format!("{at}.allow.claims.{k}"), e.to_string()))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let roles = Roles {
+        from_scopes: roles.from_scopes.into_iter().collect(),
+        from_claims: match roles.from_claim {
+            None => Vec::new(),
+            Some(OneOrMany::One(p)) => vec![p],
+            Some(OneOrMany::Many(list)) => list,
+        },
+        required: roles.required,
+    };
+    if !roles.required.is_empty() && !roles.is_configured() {
+        return Err(ConfigError::new(
+            format!("{at}.roles.required"),
+            "needs `from_scopes` or `from_claim` to say where roles come from",
+        ));
+    }
+    let rate_limit = rate_limit
+        .map(|r| self::rate_limit(r, &format!("{at}.rate_limit")))
+        .transpose()?;
+    Ok(Auth::Bearer(Box::new(BearerAuth {
+        provider,
+        audiences,
+        scopes,
+        allow,
+        roles,
+        rate_limit,
+    })))
+}
+
+/// `600/min` (also `/s`, `/sec`, `/second`, `/m`, `/minute`, `/h`, `/hour`), burst defaulting
+/// to the limit.
+fn rate_limit(raw: RateLimitFile, at: &str) -> Result<RateLimit, ConfigError> {
+    let (rate, burst) = match raw {
+        RateLimitFile::Rate(r) => (r, None),
+        RateLimitFile::Full { rate, burst } => (rate, burst),
+    };
+    let bad = || {
+        ConfigError::new(
+            at,
+            format!("`{rate}` is not a rate like 600/min (units: s, min, h)"),
+        )
+    };
+    let (count, unit) = rate.split_once('/').ok_or_else(bad)?;
+    let limit: u32 = count.trim().parse().map_err(|_| bad())?;
+    let window = match unit.trim() {
+        "s" | "sec" | "second" => Duration::from_secs(1),
+        "m" | "min" | "minute" => Duration::from_secs(60),
+        "h" | "hour" => Duration::from_secs(3600),
+        _ => return Err(bad()),
+    };
+    let burst = burst.unwrap_or(limit);
+    if limit == 0 || burst == 0 {
+        return Err(ConfigError::new(at, "limit and burst must be at least 1"));
+    }
+    Ok(RateLimit {
+        limit,
+        window,
+        burst,
+    })
+}
+
+pub fn upstream_auth(
+    raw: Option<UpstreamAuthFile>,
+    auth: &Auth,
+    at: &str,
+    providers: &mut BTreeMap<String, ProviderConfig>,
+) -> Result<UpstreamAuth, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(UpstreamAuth::default());
+    };
+    let bearer = match auth {
+        Auth::Bearer(b) => Some(b),
+        Auth::None => None,
+    };
+    let needs_auth = |what: &str| {
+        ConfigError::new(
+            format!("{at}.{what}"),
+            "needs an authenticated route (auth with a provider)",
+        )
+    };
+    if bearer.is_none() && (raw.forward_token || raw.identity.is_some()) {
+        return Err(needs_auth(if raw.forward_token {
+            "forward_token"
+        } else {
+            "identity"
+        }));
+    }
+    let headers = raw
+        .headers
+        .into_iter()
+        .map(|(name, value)| {
+            let key = format!("{at}.headers.{name}");
+            let name = HeaderName::try_from(name.as_str())
+                .map_err(|_| ConfigError::new(&key, "not a valid header name"))?;
+            let mut value = HeaderValue::try_from(value)
+                .map_err(|_| ConfigError::new(&key, "not a valid header value"))?;
+            value.set_sensitive(true);
+            Ok((name, value))
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    let identity = raw
+        .identity
+        .map(|i| {
+            let name = |v: Option<String>, default: &str, k: &str| {
+                HeaderName::try_from(v.as_deref().unwrap_or(default)).map_err(|_| {
+                    ConfigError::new(format!("{at}.identity.{k}"), "not a valid header name")
+                })
+            };
+            Ok::<_, ConfigError>(IdentityHeaders {
+                subject: name(i.subject, "x-auth-subject", "subject")?,
+                email: name(i.email, "x-auth-email", "email")?,
+                roles: name(i.roles, "x-auth-roles", "roles")?,
+            })
+        })
+        .transpose()?;
+    let token_exchange = match raw.token_exchange {
+        None => None,
+        Some(_) if raw.forward_token => {
+            return Err(ConfigError::new(
+                format!("{at}.token_exchange"),
+                "cannot be combined with forward_token",
+            ))
+        }
+        Some(te) => {
+            let bearer = bearer.ok_or_else(|| needs_auth("token_exchange"))?;
+            let provider = providers
+                .get_mut(&bearer.provider)
+                .expect("auth validation checked the provider");
+            if provider.client_id.is_none() {
+                return Err(ConfigError::new(
+                    format!("{at}.token_exchange"),
+                    format!(
+                        "provider `{}` has no client_id to exchange tokens with",
+                        bearer.provider
+                    ),
+                ));
+            }
+            provider.exchanges_tokens = true;
+            Some(TokenExchange {
+                audience: te.audience,
+                resource: te.resource,
+                scope: te.scope,
+            })
+        }
+    };
+    Ok(UpstreamAuth {
+        forward_token: raw.forward_token,
+        headers,
+        identity,
+        token_exchange,
+    })
+}
+
+pub fn cors(raw: Option<CorsFile>, at: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(raw) = raw else {
+        return Ok(DEFAULT_CORS_ORIGINS.iter().map(|s| s.to_string()).collect());
+    };
+    raw.origins
+        .into_iter()
+        .enumerate()
+        .map(|(i, o)| {
+            let url = Url::parse(&o).ok().filter(|u| {
+                u.host().is_some() && u.path() == "/" && u.query().is_none() && !o.ends_with('/')
+            });
+            match url {
+                Some(_) => Ok(o.to_ascii_lowercase()),
+                None => Err(ConfigError::new(
+                    format!("{at}.origins[{i}]"),
+                    format!("`{o}` is not an origin like https://app.example.com"),
+                )),
+            }
+        })
+        .collect()
+}
+
+fn http_url(s: &str, at: &str) -> Result<String, ConfigError> {
+    match Url::parse(s) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
+        _ => Err(ConfigError::new(at, "must be an http(s) URL")),
+    }
+}

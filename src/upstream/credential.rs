@@ -1,0 +1,112 @@
+//! What the upstream receives in place of the client's token: nothing, static headers,
+//! identity headers (never taken from the client), or a token from an RFC 8693 exchange.
+
+use http::header::AUTHORIZATION;
+use http::HeaderValue;
+use log::warn;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+use crate::auth::cache::{digest, SlotCache};
+use crate::auth::policy::all_roles;
+use crate::auth::principal::Principal;
+use crate::auth::provider::Provider;
+use crate::config::{Auth, Route, TokenExchange};
+
+/// Exchanged tokens kept per route.
+const EXCHANGED_TOKENS: usize = 16_384;
+/// Lifetime assumed for an exchanged token whose answer gives none.
+const DEFAULT_EXCHANGED_TTL: u64 = 300;
+
+/// Rewrites the upstream request's credentials for `route`.
+pub fn apply(
+    req: &mut RequestHeader,
+    route: &Route,
+    principal: Option<&Principal>,
+    exchanged: Option<&HeaderValue>,
+) -> Result<()> {
+    let ua = &route.upstream_auth;
+    // MCP forbids passing the client's token on: the upstream is not its audience.
+    if matches!(route.auth, Auth::Bearer(_)) && !ua.forward_token {
+        req.remove_header(&AUTHORIZATION);
+    }
+    if let Some(names) = &ua.identity {
+        // Whatever the client claimed under these names is dropped first.
+        for name in [&names.subject, &names.email, &names.roles] {
+            req.remove_header(name);
+        }
+        if let Some(p) = principal {
+            let roles = match &route.auth {
+                Auth::Bearer(b) if b.roles.is_configured() => {
+                    Some(all_roles(&b.roles, p).collect::<Vec<_>>().join(","))
+                }
+                _ => None,
+            };
+            let values = [
+                (&names.subject, Some(p.subject.as_str())),
+                (&names.email, p.email()),
+                (&names.roles, roles.as_deref()),
+            ];
+            for (name, value) in values {
+                // A value that cannot be a header (control characters) is left out.
+                if let Some(v) = value.and_then(|v| HeaderValue::from_str(v).ok()) {
+                    req.insert_header(name.clone(), v)?;
+                }
+            }
+        }
+    }
+    for (name, value) in &ua.headers {
+        req.insert_header(name.clone(), value.clone())?;
+    }
+    if let Some(token) = exchanged {
+        req.insert_header(AUTHORIZATION, token.clone())?;
+    }
+    Ok(())
+}
+
+/// A route's token exchange, with the exchanged tokens cached by the client token's digest
+/// until they (or the client's token) expire.
+pub struct Exchanger {
+    cache: SlotCache<HeaderValue>,
+}
+
+impl Default for Exchanger {
+    fn default() -> Self {
+        Exchanger {
+            cache: SlotCache::new(EXCHANGED_TOKENS),
+        }
+    }
+}
+
+impl Exchanger {
+    /// The `Authorization` value for the upstream. `now` is unix seconds.
+    pub async fn authorization(
+        &self,
+        provider: &Provider,
+        params: &TokenExchange,
+        subject_token: &str,
+        principal: &Principal,
+        now: u64,
+    ) -> Option<HeaderValue> {
+        let key = digest(subject_token.as_bytes());
+        if let Some(hit) = self.cache.get(&key, now) {
+            return Some(hit.value.clone());
+        }
+        let (token, expires_in) = match provider.exchange(subject_token, params).await {
+            Ok(answer) => answer,
+            Err(e) => {
+                warn!("provider {}: token exchange failed: {e}", provider.name);
+                return None;
+            }
+        };
+        let mut value = HeaderValue::try_from(format!("Bearer {token}")).ok()?;
+        value.set_sensitive(true);
+        let until = (now
+            + expires_in
+                .unwrap_or(DEFAULT_EXCHANGED_TTL)
+                .saturating_sub(5))
+        .min(principal.expires_at.unwrap_or(u64::MAX));
+        self.cache.insert(key, until, now, value.clone());
+        Some(value)
+    }
+}
