@@ -16,6 +16,8 @@ use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::sync::mpsc;
 
+pub mod idp;
+
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -131,7 +133,12 @@ impl Gateway {
 
     /// Rewrites the config file with new routes (same ports).
     pub fn write_routes(&self, routes: &str) {
-        let text = Self::config_text(self.dir.path(), self.port, self.metrics_port, "", routes);
+        self.write_config("", routes);
+    }
+
+    /// Rewrites the config file with new top-level settings and routes (same ports).
+    pub fn write_config(&self, extra: &str, routes: &str) {
+        let text = Self::config_text(self.dir.path(), self.port, self.metrics_port, extra, routes);
         std::fs::write(self.config_path(), text).unwrap();
     }
 
@@ -164,6 +171,18 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("gateway did not become healthy; log:\n{}", self.log());
+    }
+
+    /// Waits until `/readyz` says ready (providers have their keys, spawned upstreams listen).
+    pub fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if reqwest::blocking::get(self.url("/readyz")).is_ok_and(|r| r.status() == 200) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become ready; log:\n{}", self.log());
     }
 
     /// The Prometheus text exposition.
