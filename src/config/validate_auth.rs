@@ -60,12 +60,14 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
         None | Some("client_secret_basic") => ClientAuth::Basic,
         Some("client_secret_post") => ClientAuth::Post,
         Some("tls_client_auth") => ClientAuth::TlsClientAuth,
-        Some(other) => return Err(ConfigError::new(
-            key("client_auth"),
-            format!(
+        Some(other) => {
+            return Err(ConfigError::new(
+                key("client_auth"),
+                format!(
                 "`{other}` is not one of client_secret_basic, client_secret_post, tls_client_auth"
             ),
-        )),
+            ))
+        }
     };
     let client_cert = p
         .client_cert
