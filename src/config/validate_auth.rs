@@ -364,3 +364,78 @@ fn http_url(s: &str, at: &str) -> Result<String, ConfigError> {
         _ => Err(ConfigError::new(at, "must be an http(s) URL")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Auth, Config};
+    use std::path::Path;
+
+    const BASE: &str = "listen: 127.0.0.1:8080\nproviders:\n  idp:\n    issuer: https://idp.test/\n    client_id: gw\nroutes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:9/\n";
+
+    fn load(route_tail: &str) -> Result<Config, String> {
+        Config::from_yaml(&format!("{BASE}{route_tail}"), Path::new("."), &|_| None)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_protected_route_loads_with_defaults() {
+        let c = load("    auth: { provider: idp, scopes: [mcp:tools], rate_limit: 600/min }\n")
+            .unwrap();
+        let Auth::Bearer(b) = &c.routes[0].auth else {
+            panic!("bearer")
+        };
+        assert_eq!(
+            b.audiences,
+            ["http://127.0.0.1:8080/mcp", "http://127.0.0.1:8080/mcp/"]
+        );
+        let rl = b.rate_limit.as_ref().unwrap();
+        assert_eq!((rl.limit, rl.burst, rl.window.as_secs()), (600, 600, 60));
+        assert_eq!(c.routes[0].cors_origins, super::DEFAULT_CORS_ORIGINS);
+        let p = &c.providers["idp"];
+        assert_eq!(p.required_claims, ["exp"]);
+        assert_eq!(p.leeway.as_secs(), 60);
+        assert!(p.needs_discovery());
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let cases = [
+            ("    auth: { provider: nope }\n", "routes[0].auth.provider: no provider named `nope`"),
+            ("    auth: { provider: idp, colour: red }\n", "routes[0].auth.colour: unknown field `colour`"),
+            ("    auth: { provider: idp, rate_limit: ten/min }\n", "routes[0].auth.rate_limit: `ten/min` is not a rate"),
+            ("    auth: { provider: idp, roles: { required: [admin] } }\n", "routes[0].auth.roles.required: needs `from_scopes` or `from_claim`"),
+            ("    auth: none\n    upstream_auth: { identity: {} }\n", "routes[0].upstream_auth.identity: needs an authenticated route"),
+            ("    auth: { provider: idp }\n    upstream_auth: { headers: { \"bad name\": x } }\n", "routes[0].upstream_auth.headers.bad name: not a valid header name"),
+            ("    auth: { provider: idp }\n    upstream_auth: { forward_token: true, token_exchange: {} }\n", "routes[0].upstream_auth.token_exchange: cannot be combined with forward_token"),
+            ("    auth: none\n    cors: { origins: [\"https://a.test/path\"] }\n", "routes[0].cors.origins[0]: `https://a.test/path` is not an origin"),
+        ];
+        for (tail, want) in cases {
+            let err = load(tail).unwrap_err();
+            assert!(err.starts_with(want), "want `{want}`, got `{err}`");
+        }
+        let bad_provider = BASE.replace("    client_id: gw\n", "    tokens: introspection\n");
+        let err = Config::from_yaml(
+            &format!("{bad_provider}    auth: none\n"),
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("providers.idp.client_id: is required to introspect"),
+            "{err}"
+        );
+        let bad_issuer = BASE.replace("https://idp.test/", "idp.test");
+        let err = Config::from_yaml(
+            &format!("{bad_issuer}    auth: none\n"),
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("providers.idp.issuer: must be an http(s) URL"),
+            "{err}"
+        );
+    }
+}
