@@ -3,9 +3,12 @@
 //! the gateway's `request_filter` and `upstream_request_filter` (no sockets: the request is
 //! read from an in-memory stream), with an `auth: none` route as the baseline.
 
+// The test suite's IdP, and the server it runs on.
 #[path = "../tests/common/idp.rs"]
 #[allow(dead_code)]
 mod idp;
+#[path = "../tests/common/server.rs"]
+mod server;
 
 use std::sync::Arc;
 
@@ -125,7 +128,10 @@ fn whole_request(c: &mut Criterion) {
     };
     let open = request("/open", "");
     let protected = request("/mcp", &format!("Authorization: Bearer {jwt}\r\n"));
-    assert!(!rt.block_on(through_filters(&gateway, &protected)), "the token passes");
+    assert!(
+        !rt.block_on(through_filters(&gateway, &protected)),
+        "the token passes"
+    );
     c.bench_function("whole_request/auth_none", |b| {
         b.iter(|| rt.block_on(through_filters(&gateway, black_box(&open))))
     });

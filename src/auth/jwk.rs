@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 /// The signature algorithms a key may be bound to. No `none`, no HMAC: a shared secret has
 /// no place in a public key set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Alg {
     RS256,
     RS384,

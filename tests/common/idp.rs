@@ -16,23 +16,11 @@ use ring::rand::SystemRandom;
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
 use serde_json::{json, Value};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Alg {
-    RS256,
-    RS384,
-    RS512,
-    PS256,
-    PS384,
-    PS512,
-    ES256,
-    ES384,
-    EdDSA,
-}
+/// The gateway's own list of algorithms: the IdP signs with every one it accepts.
+pub use mcpgate::auth::jwk::Alg;
 
-impl Alg {
-    fn name(self) -> String {
-        format!("{self:?}")
-    }
+fn name(alg: Alg) -> String {
+    format!("{alg:?}")
 }
 
 enum Signer {
@@ -99,7 +87,7 @@ fn new_key(alg: Alg, generation: usize) -> SigningKey {
         _ => Signer::Rsa(rsa_key(generation)),
     };
     SigningKey {
-        kid: format!("{}-{generation}", alg.name().to_lowercase()),
+        kid: format!("{}-{generation}", name(alg).to_lowercase()),
         signer,
     }
 }
@@ -144,7 +132,7 @@ impl SigningKey {
             }
         };
         jwk["kid"] = json!(self.kid);
-        jwk["alg"] = json!(alg.name());
+        jwk["alg"] = json!(name(alg));
         jwk["use"] = json!("sig");
         jwk
     }
@@ -162,15 +150,6 @@ impl Idp {
     /// The issuer is `http://127.0.0.1:PORT/<path>`; discovery documents are served at the
     /// RFC 8414 path-insertion location and the OIDC one.
     pub fn start_with_path(path: &str) -> Idp {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let path = if path.is_empty() {
             String::new()
         } else {
@@ -183,24 +162,15 @@ impl Idp {
             .keys
             .insert(Alg::RS256, new_key(Alg::RS256, 0));
         let (state2, issuer_path) = (state.clone(), path.clone());
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (state, issuer_path) = (state2.clone(), issuer_path.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(req, addr, issuer_path.clone(), state.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
+        let addr = Arc::new(std::sync::OnceLock::new());
+        let addr2 = addr.clone();
+        let (bound, runtime) = serve(0, move |req| {
+            let addr = *addr2.get().expect("address known before the first request");
+            handle(req, addr, issuer_path.clone(), state2.clone())
         });
+        addr.set(bound).unwrap();
         Idp {
-            addr,
+            addr: bound,
             path,
             state,
             _runtime: runtime,
@@ -224,7 +194,7 @@ impl Idp {
     /// Signs `claims` with the current key of `alg`.
     pub fn sign(&self, alg: Alg, claims: &Value) -> String {
         let kid = self.with_key(alg, |k| k.kid.clone());
-        let header = json!({"alg": alg.name(), "typ": "JWT", "kid": kid});
+        let header = json!({"alg": name(alg), "typ": "JWT", "kid": kid});
         self.sign_with_header(alg, &header, claims)
     }
 
@@ -313,7 +283,7 @@ impl Idp {
     }
 }
 
-type Body = http_body_util::combinators::BoxBody<bytes::Bytes, Infallible>;
+use super::server::{serve, Body};
 
 fn reply(status: u16, body: Value, max_age: Option<u64>) -> Response<Body> {
     let mut r = Response::builder()

@@ -11,12 +11,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{combinators::BoxBody, BodyExt, Full, StreamBody};
+use http_body_util::{BodyExt, Full, StreamBody};
 use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
 use tokio::sync::mpsc;
 
 pub mod idp;
+pub mod server;
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -345,34 +346,10 @@ impl Upstream {
     }
 
     pub fn start_on(port: u16) -> Upstream {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .unwrap();
-        let listener = runtime
-            .block_on(tokio::net::TcpListener::bind(("127.0.0.1", port)))
-            .unwrap();
-        let addr = listener.local_addr().unwrap();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let sent = Arc::new(Mutex::new(Vec::new()));
         let (seen2, sent2) = (seen.clone(), sent.clone());
-        runtime.spawn(async move {
-            loop {
-                let Ok((stream, _)) = listener.accept().await else {
-                    continue;
-                };
-                let (seen, sent) = (seen2.clone(), sent2.clone());
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |req| {
-                        handle(req, seen.clone(), sent.clone())
-                    });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
+        let (addr, runtime) = serve(port, move |req| handle(req, seen2.clone(), sent2.clone()));
         Upstream {
             addr,
             seen,
@@ -399,7 +376,7 @@ impl Upstream {
     }
 }
 
-type Body = BoxBody<Bytes, Infallible>;
+pub use server::{serve, Body};
 
 fn full(body: impl Into<Bytes>) -> Body {
     Full::new(body.into()).boxed()
