@@ -1,43 +1,152 @@
 //! A real identity provider for tests: signs JWTs with real RSA, EC and Ed25519 keys (ring),
 //! serves discovery documents and a JWKS over HTTP, rotates keys, introspects opaque tokens
 //! (RFC 7662) and exchanges tokens (RFC 8693). It counts what it is asked, and can go down.
+//!
+//! Endpoints (JSON, on its own runtime, see `server::serve`):
+//! - `GET` discovery: `/.well-known/oauth-authorization-server` and
+//!   `/.well-known/openid-configuration` for a root issuer; for an issuer with a path, the
+//!   RFC 8414 path-insertion location `/.well-known/oauth-authorization-server/<path>`, the
+//!   OIDC location `/<path>/.well-known/openid-configuration` (and, as some servers do,
+//!   `/.well-known/openid-configuration/<path>`).
+//! - `GET /jwks`: the current public keys, with `Cache-Control: max-age` when set.
+//! - `POST /introspect`, `POST /token`: client authentication by HTTP Basic (credentials
+//!   form-urlencoded, RFC 6749 §2.3.1) or by `client_id`/`client_secret` form fields.
+//!
+//! Anything else is a 404, a wrong method a 405, and everything is a 503 while down.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::{Request, Response};
+use hyper::{Method, Request, Response};
 use ring::rand::SystemRandom;
-use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaKeyPair};
+use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaEncoding, RsaKeyPair};
 use serde_json::{json, Value};
+
+use super::server::{serve, Body};
 
 /// The gateway's own list of algorithms: the IdP signs with every one it accepts.
 pub use mcpgate::auth::jwk::Alg;
 
+const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+
+/// The two RSA fixtures (PKCS#8 PEM); RSA keys alternate between them on rotation.
+const RSA_FIXTURES: [&str; 2] = [
+    include_str!("../keys/rsa1.pk8.pem"),
+    include_str!("../keys/rsa2.pk8.pem"),
+];
+
+/// The JOSE name of `alg` ("RS256", "EdDSA"…).
 fn name(alg: Alg) -> String {
     format!("{alg:?}")
 }
 
+fn rsa_key(generation: usize) -> RsaKeyPair {
+    let pem = RSA_FIXTURES[generation % 2];
+    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    RsaKeyPair::from_pkcs8(&STANDARD.decode(b64).unwrap()).unwrap()
+}
+
+fn ec_key(alg: &'static signature::EcdsaSigningAlgorithm) -> Signer {
+    let rng = SystemRandom::new();
+    let pkcs8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+    Signer::Ec(EcdsaKeyPair::from_pkcs8(alg, pkcs8.as_ref(), &rng).unwrap())
+}
+
+fn rsa(generation: usize, padding: &'static dyn RsaEncoding) -> Signer {
+    Signer::Rsa(rsa_key(generation), padding)
+}
+
 enum Signer {
-    Rsa(RsaKeyPair),
+    Rsa(RsaKeyPair, &'static dyn RsaEncoding),
     Ec(EcdsaKeyPair),
     Ed(Ed25519KeyPair),
 }
 
+/// One algorithm's current key. `generation` counts its rotations.
 struct SigningKey {
+    alg: Alg,
+    generation: usize,
     kid: String,
     signer: Signer,
 }
 
+impl SigningKey {
+    fn new(alg: Alg, generation: usize) -> SigningKey {
+        let signer = match alg {
+            Alg::RS256 => rsa(generation, &signature::RSA_PKCS1_SHA256),
+            Alg::RS384 => rsa(generation, &signature::RSA_PKCS1_SHA384),
+            Alg::RS512 => rsa(generation, &signature::RSA_PKCS1_SHA512),
+            Alg::PS256 => rsa(generation, &signature::RSA_PSS_SHA256),
+            Alg::PS384 => rsa(generation, &signature::RSA_PSS_SHA384),
+            Alg::PS512 => rsa(generation, &signature::RSA_PSS_SHA512),
+            Alg::ES256 => ec_key(&signature::ECDSA_P256_SHA256_FIXED_SIGNING),
+            Alg::ES384 => ec_key(&signature::ECDSA_P384_SHA384_FIXED_SIGNING),
+            Alg::EdDSA => {
+                let pkcs8 = Ed25519KeyPair::generate_pkcs8(&SystemRandom::new()).unwrap();
+                Signer::Ed(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
+            }
+        };
+        SigningKey {
+            alg,
+            generation,
+            kid: format!("{}-{generation}", name(alg).to_lowercase()),
+            signer,
+        }
+    }
+
+    fn sign(&self, message: &[u8]) -> Vec<u8> {
+        let rng = SystemRandom::new();
+        match &self.signer {
+            Signer::Rsa(k, padding) => {
+                let mut sig = vec![0; k.public().modulus_len()];
+                k.sign(*padding, &rng, message, &mut sig).unwrap();
+                sig
+            }
+            Signer::Ec(k) => k.sign(&rng, message).unwrap().as_ref().to_vec(),
+            Signer::Ed(k) => k.sign(message).as_ref().to_vec(),
+        }
+    }
+
+    /// The public key as a JWK, with `kid`, `alg` and `use`.
+    fn jwk(&self) -> Value {
+        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
+        let mut jwk = match &self.signer {
+            Signer::Rsa(k, _) => {
+                let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
+                json!({"kty": "RSA", "n": b64(&c.n), "e": b64(&c.e)})
+            }
+            Signer::Ec(k) => {
+                // The uncompressed point: 0x04 || x || y.
+                let point = k.public_key().as_ref();
+                let len = (point.len() - 1) / 2;
+                let crv = if len == 32 { "P-256" } else { "P-384" };
+                let (x, y) = point[1..].split_at(len);
+                json!({"kty": "EC", "crv": crv, "x": b64(x), "y": b64(y)})
+            }
+            Signer::Ed(k) => {
+                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
+            }
+        };
+        jwk["kid"] = json!(self.kid);
+        jwk["alg"] = json!(name(self.alg));
+        jwk["use"] = json!("sig");
+        jwk
+    }
+}
+
+/// Client authentication as seen: ("basic" | "post", client_id, client_secret).
+type ClientAuth = (String, String, String);
+
 #[derive(Default)]
 struct State {
     keys: HashMap<Alg, SigningKey>,
-    rotations: usize,
     down: bool,
     max_age: Option<u64>,
     metadata_issuer: Option<String>,
@@ -46,123 +155,40 @@ struct State {
     discovery_fetches: usize,
     introspections: usize,
     token_requests: usize,
-    last_client_auth: Option<(String, String, String)>,
+    last_client_auth: Option<ClientAuth>,
     last_token_form: Vec<(String, String)>,
 }
 
+/// A running test IdP on 127.0.0.1; it stops when dropped.
 pub struct Idp {
     addr: SocketAddr,
+    /// The issuer's path: empty, or `/realms/test`.
     path: String,
     state: Arc<Mutex<State>>,
     _runtime: tokio::runtime::Runtime,
 }
 
-const RSA_FIXTURES: [&str; 2] = [
-    include_str!("../keys/rsa1.pk8.pem"),
-    include_str!("../keys/rsa2.pk8.pem"),
-];
-
-fn rsa_key(index: usize) -> RsaKeyPair {
-    let pem = RSA_FIXTURES[index % 2];
-    let b64: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
-    RsaKeyPair::from_pkcs8(&STANDARD.decode(b64).unwrap()).unwrap()
-}
-
-fn new_key(alg: Alg, generation: usize) -> SigningKey {
-    let rng = SystemRandom::new();
-    let signer = match alg {
-        Alg::ES256 | Alg::ES384 => {
-            let a = if alg == Alg::ES256 {
-                &signature::ECDSA_P256_SHA256_FIXED_SIGNING
-            } else {
-                &signature::ECDSA_P384_SHA384_FIXED_SIGNING
-            };
-            let pkcs8 = EcdsaKeyPair::generate_pkcs8(a, &rng).unwrap();
-            Signer::Ec(EcdsaKeyPair::from_pkcs8(a, pkcs8.as_ref(), &rng).unwrap())
-        }
-        Alg::EdDSA => {
-            let pkcs8 = Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
-            Signer::Ed(Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap())
-        }
-        _ => Signer::Rsa(rsa_key(generation)),
-    };
-    SigningKey {
-        kid: format!("{}-{generation}", name(alg).to_lowercase()),
-        signer,
-    }
-}
-
-impl SigningKey {
-    fn sign(&self, alg: Alg, message: &[u8]) -> Vec<u8> {
-        let rng = SystemRandom::new();
-        match &self.signer {
-            Signer::Rsa(k) => {
-                let padding: &dyn signature::RsaEncoding = match alg {
-                    Alg::RS384 => &signature::RSA_PKCS1_SHA384,
-                    Alg::RS512 => &signature::RSA_PKCS1_SHA512,
-                    Alg::PS256 => &signature::RSA_PSS_SHA256,
-                    Alg::PS384 => &signature::RSA_PSS_SHA384,
-                    Alg::PS512 => &signature::RSA_PSS_SHA512,
-                    _ => &signature::RSA_PKCS1_SHA256,
-                };
-                let mut sig = vec![0; k.public().modulus_len()];
-                k.sign(padding, &rng, message, &mut sig).unwrap();
-                sig
-            }
-            Signer::Ec(k) => k.sign(&rng, message).unwrap().as_ref().to_vec(),
-            Signer::Ed(k) => k.sign(message).as_ref().to_vec(),
-        }
-    }
-
-    fn jwk(&self, alg: Alg) -> Value {
-        let b64 = |b: &[u8]| URL_SAFE_NO_PAD.encode(b);
-        let mut jwk = match &self.signer {
-            Signer::Rsa(k) => {
-                let c: signature::RsaPublicKeyComponents<Vec<u8>> = k.public().into();
-                json!({"kty": "RSA", "n": b64(&c.n), "e": b64(&c.e)})
-            }
-            Signer::Ec(k) => {
-                let point = k.public_key().as_ref();
-                let len = (point.len() - 1) / 2;
-                let crv = if len == 32 { "P-256" } else { "P-384" };
-                json!({"kty": "EC", "crv": crv, "x": b64(&point[1..1 + len]), "y": b64(&point[1 + len..])})
-            }
-            Signer::Ed(k) => {
-                json!({"kty": "OKP", "crv": "Ed25519", "x": b64(k.public_key().as_ref())})
-            }
-        };
-        jwk["kid"] = json!(self.kid);
-        jwk["alg"] = json!(name(alg));
-        jwk["use"] = json!("sig");
-        jwk
-    }
-}
-
-fn b64json(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
 impl Idp {
+    /// Starts on a free port; the issuer is `http://127.0.0.1:PORT`. It has an RS256 key
+    /// from the start (so the JWKS is never empty); other keys are made on first use.
     pub fn start() -> Idp {
         Self::start_with_path("")
     }
 
-    /// The issuer is `http://127.0.0.1:PORT/<path>`; discovery documents are served at the
-    /// RFC 8414 path-insertion location and the OIDC one.
+    /// Like `start`, with the issuer `http://127.0.0.1:PORT/<path>` (e.g. "realms/test").
     pub fn start_with_path(path: &str) -> Idp {
-        let path = if path.is_empty() {
-            String::new()
-        } else {
-            format!("/{}", path.trim_matches('/'))
+        let path = match path.trim_matches('/') {
+            "" => String::new(),
+            p => format!("/{p}"),
         };
         let state = Arc::new(Mutex::new(State::default()));
         state
             .lock()
             .unwrap()
             .keys
-            .insert(Alg::RS256, new_key(Alg::RS256, 0));
+            .insert(Alg::RS256, SigningKey::new(Alg::RS256, 0));
         let (state2, issuer_path) = (state.clone(), path.clone());
-        let addr = Arc::new(std::sync::OnceLock::new());
+        let addr = Arc::new(OnceLock::new());
         let addr2 = addr.clone();
         let (bound, runtime) = serve(0, move |req| {
             let addr = *addr2.get().expect("address known before the first request");
@@ -177,31 +203,41 @@ impl Idp {
         }
     }
 
+    /// `http://127.0.0.1:PORT` plus the path, if any (no trailing slash).
     pub fn issuer(&self) -> String {
         format!("http://{}{}", self.addr, self.path)
     }
 
+    /// `http://127.0.0.1:PORT/jwks`.
     pub fn jwks_uri(&self) -> String {
         format!("http://{}/jwks", self.addr)
     }
 
-    fn with_key<T>(&self, alg: Alg, f: impl FnOnce(&SigningKey) -> T) -> T {
-        let mut state = self.state.lock().unwrap();
-        let key = state.keys.entry(alg).or_insert_with(|| new_key(alg, 0));
-        f(key)
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap()
     }
 
-    /// Signs `claims` with the current key of `alg`.
+    /// Runs `f` on the current key of `alg`, made now if it has none yet.
+    fn with_key<T>(&self, alg: Alg, f: impl FnOnce(&SigningKey) -> T) -> T {
+        let mut state = self.state();
+        f(state
+            .keys
+            .entry(alg)
+            .or_insert_with(|| SigningKey::new(alg, 0)))
+    }
+
+    /// Signs `claims` with the current key of `alg` (header `alg`, `typ: JWT`, `kid`).
     pub fn sign(&self, alg: Alg, claims: &Value) -> String {
         let kid = self.with_key(alg, |k| k.kid.clone());
         let header = json!({"alg": name(alg), "typ": "JWT", "kid": kid});
         self.sign_with_header(alg, &header, claims)
     }
 
-    /// Any header (for attacks), signed with the current key of `alg`.
+    /// Any header (for attacks: `alg: none`, `jku`, an embedded `jwk`, an unknown `kid`…),
+    /// signed with the current key of `alg`.
     pub fn sign_with_header(&self, alg: Alg, header: &Value, claims: &Value) -> String {
         let input = format!("{}.{}", b64json(header), b64json(claims));
-        let sig = self.with_key(alg, |k| k.sign(alg, input.as_bytes()));
+        let sig = self.with_key(alg, |k| k.sign(input.as_bytes()));
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
 
@@ -213,79 +249,92 @@ impl Idp {
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
     }
 
-    /// Valid claims for `aud` and `sub`, good for five minutes.
+    /// Valid claims for `aud` and `sub`, good for five minutes, with an empty `scope`.
     pub fn claims(&self, aud: &str, sub: &str) -> Value {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_secs();
-        json!({"iss": self.issuer(), "aud": aud, "sub": sub, "exp": now + 300, "iat": now, "nbf": now, "scope": ""})
+        json!({
+            "iss": self.issuer(), "aud": aud, "sub": sub,
+            "exp": now + 300, "iat": now, "nbf": now, "scope": "",
+        })
     }
 
+    /// The current public key of `alg` as a JWK (with `kid`, `alg` and `use: sig`).
     pub fn public_jwk(&self, alg: Alg) -> Value {
-        self.with_key(alg, |k| k.jwk(alg))
+        self.with_key(alg, SigningKey::jwk)
     }
 
-    /// A fresh key for `alg` with a new `kid`; the old one leaves the JWKS.
+    /// A fresh key for `alg` with a new `kid`; the old key leaves the JWKS. RSA keys
+    /// alternate between the two fixtures.
     pub fn rotate(&self, alg: Alg) {
-        let mut state = self.state.lock().unwrap();
-        state.rotations += 1;
-        let key = new_key(alg, state.rotations);
-        state.keys.insert(alg, key);
+        let mut state = self.state();
+        let generation = state.keys.get(&alg).map_or(1, |k| k.generation + 1);
+        state.keys.insert(alg, SigningKey::new(alg, generation));
     }
 
+    /// JWKS documents served.
     pub fn jwks_fetches(&self) -> usize {
-        self.state.lock().unwrap().jwks_fetches
+        self.state().jwks_fetches
     }
 
+    /// Discovery documents served (any of the locations).
     pub fn discovery_fetches(&self) -> usize {
-        self.state.lock().unwrap().discovery_fetches
+        self.state().discovery_fetches
     }
 
+    /// `POST /introspect` calls answered while up (with or without client authentication).
     pub fn introspections(&self) -> usize {
-        self.state.lock().unwrap().introspections
+        self.state().introspections
     }
 
+    /// `POST /token` calls answered while up (valid or not).
     pub fn token_requests(&self) -> usize {
-        self.state.lock().unwrap().token_requests
+        self.state().token_requests
     }
 
-    /// Down: every endpoint answers 503.
+    /// Down: every endpoint answers 503 (and counts nothing).
     pub fn set_down(&self, down: bool) {
-        self.state.lock().unwrap().down = down;
+        self.state().down = down;
     }
 
+    /// The `Cache-Control: max-age` sent with the JWKS (default: no header).
     pub fn set_jwks_max_age(&self, secs: Option<u64>) {
-        self.state.lock().unwrap().max_age = secs;
+        self.state().max_age = secs;
     }
 
-    /// Overrides the `issuer` the metadata documents state.
+    /// Overrides the `issuer` the discovery documents state (`None`: the real one).
     pub fn set_issuer_in_metadata(&self, issuer: Option<String>) {
-        self.state.lock().unwrap().metadata_issuer = issuer;
+        self.state().metadata_issuer = issuer;
     }
 
-    /// An opaque token and its introspection answer; unknown tokens are inactive.
+    /// An opaque token and its RFC 7662 answer; unknown tokens are `{"active": false}`.
     pub fn add_opaque(&self, token: &str, answer: Value) {
-        self.state
-            .lock()
-            .unwrap()
-            .opaque
-            .insert(token.into(), answer);
+        self.state().opaque.insert(token.into(), answer);
     }
 
-    /// ("basic" | "post", client_id, client_secret) of the last introspection or token call.
+    /// ("basic" | "post", client_id, client_secret) of the last introspection or token
+    /// call; `None` if it had no client authentication.
     pub fn last_client_auth(&self) -> Option<(String, String, String)> {
-        self.state.lock().unwrap().last_client_auth.clone()
+        self.state().last_client_auth.clone()
     }
 
+    /// The form fields of the last `POST /token`, in order, repeated fields included.
     pub fn last_token_form(&self) -> Vec<(String, String)> {
-        self.state.lock().unwrap().last_token_form.clone()
+        self.state().last_token_form.clone()
     }
 }
 
-use super::server::{serve, Body};
+fn b64json(v: &Value) -> String {
+    URL_SAFE_NO_PAD.encode(v.to_string())
+}
 
-fn reply(status: u16, body: Value, max_age: Option<u64>) -> Response<Body> {
+fn reply(status: u16, body: Value) -> Response<Body> {
+    reply_cached(status, body, None)
+}
+
+fn reply_cached(status: u16, body: Value, max_age: Option<u64>) -> Response<Body> {
     let mut r = Response::builder()
         .status(status)
         .header("content-type", "application/json");
@@ -296,19 +345,57 @@ fn reply(status: u16, body: Value, max_age: Option<u64>) -> Response<Body> {
         .unwrap()
 }
 
-/// Client authentication by HTTP Basic or by form fields.
-fn client_auth(
-    req_auth: Option<&str>,
-    form: &BTreeMap<String, String>,
-) -> Option<(String, String, String)> {
-    if let Some(basic) = req_auth.and_then(|h| h.strip_prefix("Basic ")) {
-        let decoded = String::from_utf8(STANDARD.decode(basic).ok()?).ok()?;
-        let (id, secret) = decoded.split_once(':')?;
-        return Some(("basic".into(), id.into(), secret.into()));
+/// The first value of form field `key`.
+fn field<'a>(form: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    form.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// Undoes `application/x-www-form-urlencoded` encoding; `None` if malformed.
+fn form_decode(s: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(s.len());
+    let mut bytes = s.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+            }
+            b => b,
+        });
     }
-    let id = form.get("client_id")?;
-    let secret = form.get("client_secret").cloned().unwrap_or_default();
-    Some(("post".into(), id.clone(), secret))
+    String::from_utf8(out).ok()
+}
+
+/// Client authentication by HTTP Basic or by form fields. `Err` if both are used
+/// (RFC 6749 §2.3: one method per request) or the Basic header is malformed.
+fn client_auth(
+    authorization: Option<&str>,
+    form: &[(String, String)],
+) -> Result<Option<ClientAuth>, ()> {
+    let Some(header) = authorization else {
+        return Ok(field(form, "client_id").map(|id| {
+            let secret = field(form, "client_secret").unwrap_or_default();
+            ("post".into(), id.into(), secret.into())
+        }));
+    };
+    if field(form, "client_secret").is_some() {
+        return Err(());
+    }
+    let basic = header.strip_prefix("Basic ").ok_or(())?;
+    let decoded = String::from_utf8(STANDARD.decode(basic).map_err(|_| ())?).map_err(|_| ())?;
+    let (id, secret) = decoded.split_once(':').ok_or(())?;
+    let id = form_decode(id).ok_or(())?;
+    let secret = form_decode(secret).ok_or(())?;
+    Ok(Some(("basic".into(), id, secret)))
+}
+
+/// What a request asks for, once its path is known.
+enum Endpoint {
+    Discovery,
+    Jwks,
+    Introspect,
+    Token,
 }
 
 async fn handle(
@@ -317,94 +404,119 @@ async fn handle(
     issuer_path: String,
     state: Arc<Mutex<State>>,
 ) -> Result<Response<Body>, Infallible> {
-    let path = req.uri().path().to_string();
-    let auth = req
-        .headers()
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let body = req
-        .into_body()
+    let (parts, body) = req.into_parts();
+    let body = body
         .collect()
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let form: BTreeMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
-    let origin = format!("http://{addr}");
-    let issuer = format!("{origin}{issuer_path}");
     let mut s = state.lock().unwrap();
     if s.down {
-        return Ok(reply(
-            503,
-            json!({"error": "temporarily_unavailable"}),
-            None,
-        ));
+        return Ok(reply(503, json!({"error": "temporarily_unavailable"})));
     }
+    let path = parts.uri.path();
     let discovery = [
         format!("/.well-known/oauth-authorization-server{issuer_path}"),
         format!("/.well-known/openid-configuration{issuer_path}"),
         format!("{issuer_path}/.well-known/openid-configuration"),
     ];
-    let response = if discovery.contains(&path) {
-        s.discovery_fetches += 1;
-        let stated = s.metadata_issuer.clone().unwrap_or(issuer);
-        reply(
-            200,
-            json!({
-                "issuer": stated,
-                "jwks_uri": format!("{origin}/jwks"),
-                "token_endpoint": format!("{origin}/token"),
-                "introspection_endpoint": format!("{origin}/introspect"),
-                "authorization_endpoint": format!("{origin}/authorize"),
-                "grant_types_supported": ["authorization_code", "urn:ietf:params:oauth:grant-type:token-exchange"],
-                "response_types_supported": ["code"],
-            }),
-            None,
-        )
-    } else if path == "/jwks" {
-        s.jwks_fetches += 1;
-        let keys: Vec<Value> = s.keys.iter().map(|(alg, k)| k.jwk(*alg)).collect();
-        reply(200, json!({ "keys": keys }), s.max_age)
-    } else if path == "/introspect" {
-        let Some(client) = client_auth(auth.as_deref(), &form) else {
-            return Ok(reply(401, json!({"error": "invalid_client"}), None));
-        };
-        s.introspections += 1;
-        s.last_client_auth = Some(client);
-        let token = form.get("token").cloned().unwrap_or_default();
-        let answer = s.opaque.get(&token).cloned();
-        reply(200, answer.unwrap_or(json!({"active": false})), None)
-    } else if path == "/token" {
-        let Some(client) = client_auth(auth.as_deref(), &form) else {
-            return Ok(reply(401, json!({"error": "invalid_client"}), None));
-        };
-        s.token_requests += 1;
-        s.last_client_auth = Some(client);
-        s.last_token_form = form.clone().into_iter().collect();
-        let exchange = form.get("grant_type").map(String::as_str)
-            == Some("urn:ietf:params:oauth:grant-type:token-exchange");
-        match form.get("subject_token") {
-            Some(subject) if exchange && form.contains_key("subject_token_type") => {
-                let digest = ring::digest::digest(&ring::digest::SHA256, subject.as_bytes());
-                let hex: String = digest.as_ref()[..4]
-                    .iter()
-                    .map(|b| format!("{b:02x}"))
-                    .collect();
-                reply(
-                    200,
-                    json!({
-                        "access_token": format!("exchanged-{}-{hex}", s.token_requests),
-                        "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
-                        "token_type": "Bearer",
-                        "expires_in": 300,
-                    }),
-                    None,
-                )
-            }
-            _ => reply(400, json!({"error": "unsupported_grant_type"}), None),
+    let endpoint = match path {
+        "/jwks" => Endpoint::Jwks,
+        "/introspect" => Endpoint::Introspect,
+        "/token" => Endpoint::Token,
+        p if discovery.iter().any(|d| d == p) => Endpoint::Discovery,
+        _ => return Ok(reply(404, json!({"error": "not_found"}))),
+    };
+    let method = match endpoint {
+        Endpoint::Discovery | Endpoint::Jwks => Method::GET,
+        Endpoint::Introspect | Endpoint::Token => Method::POST,
+    };
+    if parts.method != method {
+        return Ok(reply(405, json!({"error": "method_not_allowed"})));
+    }
+    let origin = format!("http://{addr}");
+    let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let authorization = parts
+        .headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok());
+
+    let response = match endpoint {
+        Endpoint::Discovery => {
+            s.discovery_fetches += 1;
+            let real = format!("{origin}{issuer_path}");
+            let issuer = s.metadata_issuer.clone().unwrap_or(real);
+            reply(
+                200,
+                json!({
+                    "issuer": issuer,
+                    "jwks_uri": format!("{origin}/jwks"),
+                    "token_endpoint": format!("{origin}/token"),
+                    "introspection_endpoint": format!("{origin}/introspect"),
+                    "authorization_endpoint": format!("{origin}/authorize"),
+                    "grant_types_supported": ["authorization_code", TOKEN_EXCHANGE],
+                    "response_types_supported": ["code"],
+                }),
+            )
         }
-    } else {
-        reply(404, json!({"error": "not_found"}), None)
+        Endpoint::Jwks => {
+            s.jwks_fetches += 1;
+            let keys: Vec<Value> = s.keys.values().map(SigningKey::jwk).collect();
+            reply_cached(200, json!({ "keys": keys }), s.max_age)
+        }
+        Endpoint::Introspect | Endpoint::Token => {
+            let token_call = matches!(endpoint, Endpoint::Token);
+            if token_call {
+                s.token_requests += 1;
+                s.last_token_form = form.clone();
+            } else {
+                s.introspections += 1;
+            }
+            let Ok(client) = client_auth(authorization, &form) else {
+                s.last_client_auth = None;
+                return Ok(reply(400, json!({"error": "invalid_request"})));
+            };
+            s.last_client_auth = client.clone();
+            if client.is_none() {
+                reply(401, json!({"error": "invalid_client"}))
+            } else if token_call {
+                exchange(&form, s.token_requests)
+            } else {
+                let token = field(&form, "token").unwrap_or_default();
+                let answer = s.opaque.get(token).cloned();
+                reply(200, answer.unwrap_or(json!({"active": false})))
+            }
+        }
     };
     Ok(response)
+}
+
+/// An RFC 8693 token exchange: `exchanged-<n>-<first 8 hex digits of sha256(subject)>`;
+/// 400 `unsupported_grant_type` for another grant, `invalid_request` without a subject.
+fn exchange(form: &[(String, String)], n: usize) -> Response<Body> {
+    if field(form, "grant_type") != Some(TOKEN_EXCHANGE) {
+        return reply(400, json!({"error": "unsupported_grant_type"}));
+    }
+    match (
+        field(form, "subject_token"),
+        field(form, "subject_token_type"),
+    ) {
+        (Some(subject), Some(_)) => {
+            let digest = ring::digest::digest(&ring::digest::SHA256, subject.as_bytes());
+            let hex: String = digest.as_ref()[..4]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            reply(
+                200,
+                json!({
+                    "access_token": format!("exchanged-{n}-{hex}"),
+                    "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+                    "token_type": "Bearer",
+                    "expires_in": 300,
+                }),
+            )
+        }
+        _ => reply(400, json!({"error": "invalid_request"})),
+    }
 }
