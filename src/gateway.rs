@@ -19,6 +19,7 @@ use crate::auth::{self, Deny, Guard};
 use crate::config::{Auth, BearerAuth, Route};
 use crate::cors;
 use crate::metrics;
+use crate::oauth::metadata;
 use crate::respond;
 use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
 use crate::upstream::credential;
@@ -86,6 +87,9 @@ impl ProxyHttp for Gateway {
                 return respond::error(session, 503, body).await;
             }
             _ => {}
+        }
+        if metadata::requested_resource(req.uri.path()).is_some() {
+            return self.resource_metadata(session, &snapshot).await;
         }
         let Some(found) = snapshot.router.lookup(host(req), req.uri.path()) else {
             let body = error_json!("not_found", "no route matches this path");
@@ -284,6 +288,32 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
+    /// RFC 9728: the metadata of the protected route the request's path names, answered
+    /// without a token. A preflight gets open CORS; an unprotected route has no document.
+    async fn resource_metadata(&self, session: &mut Session, snapshot: &Snapshot) -> Result<bool> {
+        let req = session.req_header();
+        let resource = metadata::requested_resource(req.uri.path()).unwrap_or("/");
+        if cors::is_preflight(req) {
+            let mut headers = cors::preflight_headers().to_vec();
+            headers.push((
+                http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+                HeaderValue::from_static("*"),
+            ));
+            return respond::send(session, 204, Bytes::new(), &headers).await;
+        }
+        let document = snapshot
+            .router
+            .lookup(host(req), resource)
+            .and_then(|found| snapshot.routes[found.route].resource_metadata.clone());
+        match document {
+            Some(body) => respond::document(session, body).await,
+            None => {
+                let body = error_json!("not_found", "no protected resource at this path");
+                respond::error(session, 404, body).await
+            }
+        }
+    }
+
     /// The bearer check, then (when the route exchanges tokens) the upstream's token.
     /// Answers the request itself (`Ok(true)`) when it is refused.
     async fn authorize(

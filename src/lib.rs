@@ -8,6 +8,7 @@ pub mod control;
 pub mod cors;
 pub mod gateway;
 pub mod metrics;
+pub mod oauth;
 pub mod routing;
 pub mod server;
 pub mod snapshot;

@@ -53,6 +53,20 @@ pub async fn send(
     Ok(true)
 }
 
+/// Writes a public, cacheable JSON document that any origin may read (discovery metadata).
+pub async fn document(session: &mut Session, body: Bytes) -> Result<bool> {
+    let mut header = ResponseHeader::build(200, Some(4))?;
+    header.insert_header("Content-Type", "application/json")?;
+    header.insert_header("Content-Length", body.len())?;
+    header.insert_header("Cache-Control", "public, max-age=3600")?;
+    header.insert_header("Access-Control-Allow-Origin", "*")?;
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
 /// Writes an error response, unless a response has already begun (then nothing can be said).
 pub async fn error(session: &mut Session, status: u16, body: &'static str) -> Result<bool> {
     if session.response_written().is_some() {

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 use http::HeaderValue;
 use log::{info, warn};
 
@@ -15,6 +16,7 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::Guard;
 use crate::config::{Auth, Config, ConfigError, Route};
 use crate::metrics;
+use crate::oauth::metadata;
 use crate::routing::Router;
 use crate::upstream::credential::Exchanger;
 use crate::upstream::peer::UpstreamPeer;
@@ -37,6 +39,8 @@ pub struct CompiledRoute {
     /// The bearer check (`auth` with a provider).
     pub guard: Option<Guard>,
     pub exchanger: Option<Arc<Exchanger>>,
+    /// The route's protected resource metadata document (RFC 9728), when it is protected.
+    pub resource_metadata: Option<Bytes>,
 }
 
 impl Snapshot {
@@ -187,12 +191,22 @@ fn compile(
         .and_then(|(_, c)| c.exchanger.clone())
         .unwrap_or_default()
     });
+    let resource_metadata = match (&route.auth, &guard) {
+        (Auth::Bearer(bearer), Some(guard)) => Some(metadata::resource_document(
+            public_url,
+            route,
+            bearer,
+            &guard.provider.config.issuer,
+        )),
+        _ => None,
+    };
     Ok(CompiledRoute {
         peer,
         host_header,
         spawned,
         guard,
         exchanger,
+        resource_metadata,
     })
 }
 

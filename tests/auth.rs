@@ -706,3 +706,35 @@ fn the_default_audience_is_the_route_url_and_reload_keeps_the_keys() {
     assert_eq!(get(&gw, "/mcp/a", Some(&token)).status(), 200);
     assert_eq!(idp.jwks_fetches(), fetches);
 }
+
+#[test]
+fn the_challenge_leads_to_the_routes_resource_metadata() {
+    let idp = Idp::start();
+    let up = Upstream::start();
+    let routes = protected("/mcp", &up, "scopes: [mcp:tools]", "")
+        + &common::route("/open", &up.url(), "");
+    let gw = start(&idp, "", &routes);
+    let r = get(&gw, "/mcp", None);
+    let c = challenge(&r);
+    let url = c
+        .split("resource_metadata=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .unwrap();
+    let r = Client::new().get(url).send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["access-control-allow-origin"], "*");
+    assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    let doc: Value = r.json().unwrap();
+    assert_eq!(doc["resource"], gw.url("/mcp"));
+    assert_eq!(doc["authorization_servers"], json!([idp.issuer()]));
+    assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
+    assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
+    // A deeper MCP path maps to the same route's document; an open route has none.
+    let deeper = get(&gw, "/.well-known/oauth-protected-resource/mcp/messages", None);
+    assert_eq!(deeper.json::<Value>().unwrap(), doc);
+    let open = get(&gw, "/.well-known/oauth-protected-resource/open", None);
+    assert_eq!(open.status(), 404);
+    assert_eq!(open.json::<Value>().unwrap()["error"], "not_found");
+    assert_eq!(up.seen_count(), 0);
+}
