@@ -21,6 +21,7 @@ use crate::cors;
 use crate::metrics;
 use crate::oauth::metadata;
 use crate::respond;
+use crate::routing;
 use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
 use crate::upstream::credential;
 
@@ -87,6 +88,13 @@ impl ProxyHttp for Gateway {
                 return respond::error(session, 503, body).await;
             }
             _ => {}
+        }
+        if !routing::is_plain_path(req.uri.path()) {
+            let body = error_json!(
+                "invalid_request",
+                "the path has dot segments, backslashes or encoded separators"
+            );
+            return respond::error(session, 400, body).await;
         }
         if metadata::requested_resource(req.uri.path()).is_some() {
             return self.resource_metadata(session, &snapshot).await;
@@ -237,6 +245,13 @@ impl ProxyHttp for Gateway {
             error_code: failure.status,
             can_reuse_downstream: false,
         }
+    }
+
+    /// What Pingora's own error logs say about a request: method and path, never the query
+    /// (it may carry a credential).
+    fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
+        let req = session.req_header();
+        format!("{} {}", req.method, req.uri.path())
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {

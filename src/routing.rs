@@ -103,8 +103,41 @@ fn normalize_host(host: &str) -> Cow<'_, str> {
     }
 }
 
+/// Whether `path` is free of dot segments (`/./`, `/../`), backslashes and encoded dots or
+/// separators. Routing matches prefixes on the raw path; an upstream that normalises
+/// `/open/../private` would otherwise serve a protected path through an open route.
+pub fn is_plain_path(path: &str) -> bool {
+    let bytes = path.as_bytes();
+    let encoded = bytes.windows(3).any(|w| {
+        w[0] == b'%'
+            && matches!(
+                (w[1], w[2].to_ascii_lowercase()),
+                (b'2', b'e') | (b'2', b'f') | (b'5', b'c')
+            )
+    });
+    !encoded && !path.contains('\\') && !path.split('/').any(|s| s == "." || s == "..")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn refuses_paths_an_upstream_could_normalise_elsewhere() {
+        for bad in [
+            "/open/../private",
+            "/a/./b",
+            "/a/..",
+            "/a/%2e%2E/b",
+            "/a%2Fb",
+            "/a\\b",
+            "/a%5cb",
+        ] {
+            assert!(!is_plain_path(bad), "{bad}");
+        }
+        for good in ["/", "/mcp", "/mcp/a.b/c..d", "/mcp/%41"] {
+            assert!(is_plain_path(good), "{good}");
+        }
+    }
+
     use super::*;
     use crate::config::Config;
     use std::path::Path;

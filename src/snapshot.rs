@@ -175,12 +175,14 @@ fn compile(
                     &route.prefix
                 }
             );
-            let guard = Guard::new(bearer, &metadata, provider, limiter).map_err(|_| {
-                ConfigError::new(
-                    format!("{at}.auth.scopes"),
-                    "a scope has characters a WWW-Authenticate header cannot carry",
-                )
-            })?;
+            let needs_subject = limiter.is_some() || route.upstream_auth.identity.is_some();
+            let guard =
+                Guard::new(bearer, &metadata, provider, limiter, needs_subject).map_err(|_| {
+                    ConfigError::new(
+                        format!("{at}.auth.scopes"),
+                        "a scope has characters a WWW-Authenticate header cannot carry",
+                    )
+                })?;
             Some(guard)
         }
     };

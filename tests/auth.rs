@@ -289,16 +289,22 @@ fn scopes_allow_lists_and_roles_answer_403_with_what_failed() {
     );
     assert_eq!(r.status(), 200);
 
+    let verified = |email: &str, groups: Value| {
+        token(json!({"email": email, "email_verified": true, "groups": groups}))
+    };
     let r = get(
         &gw,
         "/corp",
-        Some(&token(json!({"email": "ann@corp.test", "groups": ["eng"]}))),
+        Some(&verified("ann@corp.test", json!(["eng"]))),
     );
     assert_eq!(r.status(), 200);
+    // An address the IdP has not verified proves nothing.
+    let unverified = token(json!({"email": "ann@corp.test", "groups": ["eng"]}));
+    assert_eq!(get(&gw, "/corp", Some(&unverified)).status(), 403);
     let r = get(
         &gw,
         "/corp",
-        Some(&token(json!({"email": "ann@evil.test", "groups": ["eng"]}))),
+        Some(&verified("ann@evil.test", json!(["eng"]))),
     );
     assert_eq!(r.status(), 403);
     let body: Value = r.json().unwrap();
@@ -313,7 +319,7 @@ fn scopes_allow_lists_and_roles_answer_403_with_what_failed() {
     let r = get(
         &gw,
         "/corp",
-        Some(&token(json!({"email": "ann@corp.test", "groups": ["ops"]}))),
+        Some(&verified("ann@corp.test", json!(["ops"]))),
     );
     assert!(r.json::<Value>().unwrap()["error_description"]
         .as_str()
@@ -334,7 +340,7 @@ fn scopes_allow_lists_and_roles_answer_403_with_what_failed() {
         .contains("roles"));
     assert_eq!(
         gw.metric(r#"mcpgate_auth_failures_total{reason="email_not_allowed",route="/corp"}"#),
-        1.0
+        2.0
     );
 }
 
@@ -542,6 +548,7 @@ fn the_upstream_gets_the_configured_credential_and_never_a_spoofed_identity() {
     let gw = start(&idp, settings, &routes);
     let mut claims = idp.claims(AUD, "alice");
     claims["email"] = json!("alice@corp.test");
+    claims["email_verified"] = json!(true);
     claims["scope"] = json!("mcp:admin");
     let token = idp.sign(Alg::RS256, &claims);
     let send = |path: &str| {
@@ -551,6 +558,8 @@ fn the_upstream_gets_the_configured_credential_and_never_a_spoofed_identity() {
             .header("X-User", "root")
             .header("X-Auth-Email", "root@corp.test")
             .header("X-API-Key", "client-chosen")
+            .header("X_User", "root")
+            .header("Cookie", "gateway-session=1")
             .send()
             .unwrap()
     };
@@ -565,6 +574,10 @@ fn the_upstream_gets_the_configured_credential_and_never_a_spoofed_identity() {
     assert_eq!(seen["x-user"], "alice");
     assert_eq!(seen["x-auth-email"], "alice@corp.test");
     assert_eq!(seen["x-auth-roles"], "admin");
+    assert!(
+        !seen.contains_key("x_user") && !seen.contains_key("cookie"),
+        "{seen:?}"
+    );
 
     for _ in 0..2 {
         assert_eq!(send("/exchange").status(), 200);
@@ -711,8 +724,8 @@ fn the_default_audience_is_the_route_url_and_reload_keeps_the_keys() {
 fn the_challenge_leads_to_the_routes_resource_metadata() {
     let idp = Idp::start();
     let up = Upstream::start();
-    let routes = protected("/mcp", &up, "scopes: [mcp:tools]", "")
-        + &common::route("/open", &up.url(), "");
+    let routes =
+        protected("/mcp", &up, "scopes: [mcp:tools]", "") + &common::route("/open", &up.url(), "");
     let gw = start(&idp, "", &routes);
     let r = get(&gw, "/mcp", None);
     let c = challenge(&r);
@@ -724,17 +737,50 @@ fn the_challenge_leads_to_the_routes_resource_metadata() {
     let r = Client::new().get(url).send().unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["access-control-allow-origin"], "*");
-    assert!(r.headers()["cache-control"].to_str().unwrap().contains("max-age"));
+    assert!(r.headers()["cache-control"]
+        .to_str()
+        .unwrap()
+        .contains("max-age"));
     let doc: Value = r.json().unwrap();
     assert_eq!(doc["resource"], gw.url("/mcp"));
     assert_eq!(doc["authorization_servers"], json!([idp.issuer()]));
     assert_eq!(doc["scopes_supported"], json!(["mcp:tools"]));
     assert_eq!(doc["bearer_methods_supported"], json!(["header"]));
     // A deeper MCP path maps to the same route's document; an open route has none.
-    let deeper = get(&gw, "/.well-known/oauth-protected-resource/mcp/messages", None);
+    let deeper = get(
+        &gw,
+        "/.well-known/oauth-protected-resource/mcp/messages",
+        None,
+    );
     assert_eq!(deeper.json::<Value>().unwrap(), doc);
     let open = get(&gw, "/.well-known/oauth-protected-resource/open", None);
     assert_eq!(open.status(), 404);
     assert_eq!(open.json::<Value>().unwrap()["error"], "not_found");
+    assert_eq!(up.seen_count(), 0);
+}
+
+#[test]
+fn a_dot_segment_cannot_reach_a_protected_path_through_an_open_route() {
+    use std::io::{Read, Write};
+    let idp = Idp::start();
+    let up = Upstream::start();
+    let routes = protected("/private", &up, "", "") + &common::route("/open", &up.url(), "");
+    let gw = start(&idp, "", &routes);
+    for path in [
+        "/open/../private",
+        "/open/%2e%2e/private",
+        "/open/..%2fprivate",
+    ] {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
+        write!(
+            s,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        s.read_to_string(&mut answer).unwrap();
+        assert!(answer.starts_with("HTTP/1.1 400"), "{path}: {answer}");
+        assert!(answer.contains("invalid_request"), "{answer}");
+    }
     assert_eq!(up.seen_count(), 0);
 }

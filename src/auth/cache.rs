@@ -34,9 +34,10 @@ impl<V> Entry<V> {
         self.expires.load(Ordering::Relaxed)
     }
 
-    /// Moves the expiry (rate buckets keep theirs in step with their state).
-    pub fn set_expires(&self, at: u64) {
-        self.expires.store(at, Ordering::Relaxed)
+    /// Moves the expiry later (rate buckets keep theirs in step with their state); racing
+    /// updates keep the latest.
+    pub fn extend_expiry(&self, at: u64) {
+        self.expires.fetch_max(at, Ordering::Relaxed);
     }
 }
 

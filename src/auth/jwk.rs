@@ -195,8 +195,16 @@ fn key(jwk: Jwk) -> Result<Option<Key>, String> {
             if alg.rsa_params().is_none() {
                 return Err("an RSA key with a non-RSA algorithm".into());
             }
-            let n = b64(jwk.n, "n")?;
-            let e = b64(jwk.e, "e")?;
+            // Some IdPs pad with zero bytes, which ring refuses: strip them.
+            let unpadded = |v: Vec<u8>| v.into_iter().skip_while(|&b| b == 0).collect::<Vec<u8>>();
+            let n = unpadded(b64(jwk.n, "n")?);
+            let e = unpadded(b64(jwk.e, "e")?);
+            if !(256..=1024).contains(&n.len()) {
+                return Err(format!(
+                    "an RSA key of {} bits (2048 to 8192 are accepted)",
+                    n.len() * 8
+                ));
+            }
             (alg, Material::Rsa { n, e })
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {

@@ -94,7 +94,8 @@ fn b64(part: &str) -> Result<Vec<u8>, Reject> {
     URL_SAFE_NO_PAD.decode(part).map_err(|_| Reject::Malformed)
 }
 
-/// The checks every verified JWT passes before it is believed: issuer, required claims,
+/// The checks every verified JWT passes before it is believed: issuer, `aud`, `exp` and
+/// the configured required claims,
 /// and the time window with `leeway` seconds of clock skew either way.
 pub fn check_claims(
     p: &Principal,
@@ -106,7 +107,9 @@ pub fn check_claims(
     if p.claim("iss").and_then(|v| v.as_str()) != Some(issuer) {
         return Err(Reject::WrongIssuer);
     }
-    if p.claim("aud").is_none() || required.iter().any(|c| p.claim(c).is_none()) {
+    // `exp` is always required: a token that never expires is a standing credential.
+    let missing = |c: &str| p.claim(c).is_none();
+    if missing("aud") || missing("exp") || required.iter().any(|c| missing(c)) {
         return Err(Reject::MissingClaim);
     }
     let time = |name: &str| match p.claim(name) {
@@ -178,7 +181,8 @@ mod tests {
 
     #[test]
     fn checks_issuer_and_time_window() {
-        let p = |v: serde_json::Value| Principal::from_claims(v.as_object().unwrap().clone());
+        let p =
+            |v: serde_json::Value| Principal::from_claims(v.as_object().unwrap().clone(), false);
         let req = ["exp".to_string()];
         let ok = serde_json::json!({"iss":"i","aud":"a","sub":"s","exp":1000,"nbf":900,"iat":900});
         assert_eq!(check_claims(&p(ok.clone()), "i", &req, 950, 0), Ok(()));
@@ -197,7 +201,7 @@ mod tests {
         );
         let no_exp = serde_json::json!({"iss":"i","aud":"a"});
         assert_eq!(
-            check_claims(&p(no_exp), "i", &req, 0, 0),
+            check_claims(&p(no_exp), "i", &[], 0, 0),
             Err(Reject::MissingClaim)
         );
         let no_aud = serde_json::json!({"iss":"i","exp":1000});

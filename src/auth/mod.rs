@@ -97,6 +97,8 @@ pub struct Passed {
 pub struct Guard {
     pub provider: Arc<Provider>,
     pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Tokens without `sub` are refused: the route limits or names subjects.
+    needs_subject: bool,
     /// `WWW-Authenticate` values, rendered once: no token, a bad token, too few scopes.
     missing: HeaderValue,
     invalid: HeaderValue,
@@ -110,6 +112,7 @@ impl Guard {
         resource_metadata: &str,
         provider: Arc<Provider>,
         rate_limiter: Option<Arc<RateLimiter>>,
+        needs_subject: bool,
     ) -> Result<Guard, http::header::InvalidHeaderValue> {
         let mut base = format!(r#"Bearer resource_metadata="{resource_metadata}""#);
         if !auth.scopes.is_empty() {
@@ -117,6 +120,7 @@ impl Guard {
         }
         Ok(Guard {
             provider,
+            needs_subject,
             rate_limiter,
             invalid: HeaderValue::try_from(format!(r#"{base}, error="invalid_token""#))?,
             insufficient: HeaderValue::try_from(format!(r#"{base}, error="insufficient_scope""#))?,
@@ -142,6 +146,9 @@ impl Guard {
             .any(|a| auth.audiences.iter().any(|b| a == b))
         {
             return Err(self.reject(Reject::WrongAudience));
+        }
+        if self.needs_subject && principal.subject.is_empty() {
+            return Err(self.reject(Reject::MissingClaim));
         }
         if let Err(denial) = policy::check(auth, &principal) {
             return Err(self.deny(denial, principal));

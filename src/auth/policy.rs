@@ -1,8 +1,6 @@
 //! A route's rules for an authenticated subject: scopes, allow-lists and roles. Checked on
 //! every request against the verified claims; nothing here allocates unless it denies.
 
-use serde_json::Value;
-
 use super::principal::Principal;
 use crate::config::{Allow, BearerAuth, Roles};
 
@@ -63,11 +61,10 @@ fn check_allow(allow: &Allow, p: &Principal) -> Result<(), Denial> {
         }
     }
     if let Some(patterns) = &allow.emails {
-        // An address the IdP says it has not verified proves nothing.
-        let verified = p.claim("email_verified") != Some(&Value::Bool(false));
-        let ok = verified
-            && p.email()
-                .is_some_and(|e| patterns.iter().any(|pat| email_matches(pat, e)));
+        // `email()` is only set for a verified address (see `Principal`).
+        let ok = p
+            .email()
+            .is_some_and(|e| patterns.iter().any(|pat| email_matches(pat, e)));
         if !ok {
             return Err(Denial::Email);
         }
@@ -122,10 +119,10 @@ pub fn all_roles<'a>(roles: &'a Roles, p: &'a Principal) -> impl Iterator<Item =
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
     fn principal(v: Value) -> Principal {
-        Principal::from_claims(v.as_object().unwrap().clone())
+        Principal::from_claims(v.as_object().unwrap().clone(), false)
     }
 
     fn auth() -> BearerAuth {
@@ -154,7 +151,7 @@ mod tests {
     #[test]
     fn every_configured_rule_must_pass() {
         let p = principal(
-            json!({"sub":"u1","email":"ann@corp.com","scope":"mcp:tools mcp:admin",
+            json!({"sub":"u1","email":"ann@corp.com","email_verified":true,"scope":"mcp:tools mcp:admin",
             "groups":["eng"],"tenant":"t1","realm_access":{"roles":["dev"]}}),
         );
         let mut a = auth();

@@ -11,11 +11,15 @@ pub struct Principal {
     pub audiences: Vec<String>,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// `email`, only if the token says it is verified (`email_verified: true`) or the
+    /// provider is trusted to send verified addresses only: an unverified address proves
+    /// nothing (anyone can put any address in an account at some IdPs).
+    email: Option<String>,
     claims: Map<String, Value>,
 }
 
 impl Principal {
-    pub fn from_claims(claims: Map<String, Value>) -> Principal {
+    pub fn from_claims(claims: Map<String, Value>, trust_unverified_email: bool) -> Principal {
         let strings = |v: Option<&Value>| -> Vec<String> {
             match v {
                 Some(Value::String(s)) => s.split_whitespace().map(str::to_string).collect(),
@@ -43,12 +47,24 @@ impl Principal {
             scopes,
             audiences,
             expires_at: claims.get("exp").and_then(Value::as_u64),
+            email: claims
+                .get("email")
+                .and_then(Value::as_str)
+                .filter(|_| {
+                    trust_unverified_email
+                        || claims.get("email_verified") == Some(&Value::Bool(true))
+                })
+                .map(str::to_string),
             claims,
         }
     }
 
-    /// A claim by path: `email`, or `realm_access.roles` for a nested one.
+    /// A claim by name, or by path for a nested one (`realm_access.roles`). A top-level name
+    /// that contains dots (Auth0's `https://example.com/roles`) is found as it is.
     pub fn claim(&self, path: &str) -> Option<&Value> {
+        if let Some(v) = self.claims.get(path) {
+            return Some(v);
+        }
         let mut parts = path.split('.');
         let mut value = self.claims.get(parts.next()?)?;
         for part in parts {
@@ -58,7 +74,7 @@ impl Principal {
     }
 
     pub fn email(&self) -> Option<&str> {
-        self.claim("email").and_then(Value::as_str)
+        self.email.as_deref()
     }
 
     pub fn has_scope(&self, scope: &str) -> bool {
@@ -93,7 +109,21 @@ mod tests {
     use serde_json::json;
 
     fn p(v: Value) -> Principal {
-        Principal::from_claims(v.as_object().unwrap().clone())
+        Principal::from_claims(v.as_object().unwrap().clone(), false)
+    }
+
+    #[test]
+    fn trusts_only_verified_emails_unless_told_otherwise() {
+        let claims = json!({"email":"a@x.org"}).as_object().unwrap().clone();
+        assert_eq!(Principal::from_claims(claims.clone(), false).email(), None);
+        assert_eq!(
+            Principal::from_claims(claims, true).email(),
+            Some("a@x.org")
+        );
+        let verified = p(json!({"email":"a@x.org","email_verified":true}));
+        assert_eq!(verified.email(), Some("a@x.org"));
+        let dotted = p(json!({"https://app.example.com/roles":["r"]}));
+        assert!(dotted.claim("https://app.example.com/roles").is_some());
     }
 
     #[test]

@@ -31,6 +31,10 @@ const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(10);
 /// A cached verification lives at most this long, so that a key withdrawn at the IdP stops
 /// being honoured soon even for long-lived tokens.
 const MAX_VERIFIED_TTL: u64 = 300;
+/// Introspection calls to one provider at once.
+const MAX_INTROSPECTIONS_IN_FLIGHT: usize = 64;
+/// Inactive introspection answers remembered per provider.
+const INACTIVE_ANSWERS: usize = 4096;
 
 #[derive(Debug, Default)]
 struct Endpoints {
@@ -50,13 +54,22 @@ pub struct Provider {
     /// refresh it waited for already happened.
     generation: AtomicU64,
     refresh_lock: tokio::sync::Mutex<()>,
+    /// Woken when any refresh ends.
+    refreshed: tokio::sync::Notify,
+    /// A refresh caused by an unknown `kid` is running.
+    kid_refresh: AtomicBool,
     /// Unix ms of the last refresh an unknown `kid` caused; 0 for never.
     last_kid_refresh: AtomicU64,
     /// Unix ms at which the background refresh is due.
     next_refresh: AtomicU64,
     verified: Option<SlotCache<Arc<Principal>>>,
-    /// `None` inside: the token is inactive.
-    introspected: SlotCache<Option<Arc<Principal>>>,
+    /// Active introspection answers.
+    introspected: SlotCache<Arc<Principal>>,
+    /// Inactive ones, apart, so that a flood of made-up tokens cannot push out live entries.
+    inactive: SlotCache<()>,
+    /// Introspection calls in flight are bounded: made-up tokens cannot open unbounded
+    /// requests to the IdP (beyond the bound they get 503).
+    introspection_slots: tokio::sync::Semaphore,
     client: reqwest::Client,
 }
 
@@ -95,10 +108,14 @@ impl Provider {
             loaded: AtomicBool::new(loaded),
             generation: AtomicU64::new(0),
             refresh_lock: tokio::sync::Mutex::new(()),
+            refreshed: tokio::sync::Notify::new(),
+            kid_refresh: AtomicBool::new(false),
             last_kid_refresh: AtomicU64::new(0),
             next_refresh: AtomicU64::new(0),
             verified: (config.token_cache > 0).then(|| SlotCache::new(config.token_cache)),
             introspected: SlotCache::new(config.token_cache.max(1024)),
+            inactive: SlotCache::new(INACTIVE_ANSWERS),
+            introspection_slots: tokio::sync::Semaphore::new(MAX_INTROSPECTIONS_IN_FLIGHT),
             client,
             config,
         })
@@ -135,17 +152,19 @@ impl Provider {
         }
         let parsed = jwt::parse(token)?;
         let kid = parsed.kid.as_deref();
+        // Read before the keys: a refresh that lands after the lookup is then noticed.
+        let seen = self.generation.load(Ordering::Acquire);
         // The guard is dropped before any `.await`.
         let found = self.keys.load().find(kid).map(|k| parsed.verify(k));
         let claims = match found {
             Some(result) => result?,
             None => {
-                self.refresh_for_unknown_kid().await?;
+                self.refresh_for_unknown_kid(seen).await?;
                 let keys = self.keys.load();
                 parsed.verify(keys.find(kid).ok_or(Reject::UnknownKey)?)?
             }
         };
-        let principal = Principal::from_claims(claims);
+        let principal = Principal::from_claims(claims, self.config.trust_unverified_email);
         let c = &self.config;
         jwt::check_claims(
             &principal,
@@ -160,19 +179,24 @@ impl Provider {
                 .expires_at
                 .unwrap_or(u64::MAX)
                 .min(now + MAX_VERIFIED_TTL);
-            cache.insert(key, until, now, principal.clone());
+            if until > now {
+                cache.insert(key, until, now, principal.clone());
+            }
         }
         Ok(principal)
     }
 
-    /// A token names a key we do not have: refresh once, single-flight, at most once per
-    /// `jwks_cooldown`, so that a key rotated at the IdP works at once and a flood of made-up
-    /// `kid`s costs the IdP one request per cooldown.
-    async fn refresh_for_unknown_kid(&self) -> Result<(), Reject> {
-        let seen = self.generation.load(Ordering::Acquire);
-        let _flight = self.refresh_lock.lock().await;
+    /// A token names a key we do not have (`seen`: the key-set generation it looked in).
+    /// One request claims a refresh, at most once per `jwks_cooldown`, so that a key rotated
+    /// at the IdP works at once and a flood of made-up `kid`s costs the IdP one request per
+    /// cooldown. Requests that arrive while that refresh runs wait for it (bounded); others
+    /// are answered at once, without queueing.
+    async fn refresh_for_unknown_kid(&self, seen: u64) -> Result<(), Reject> {
+        let refreshed = self.refreshed.notified();
+        tokio::pin!(refreshed);
+        refreshed.as_mut().enable();
         if self.generation.load(Ordering::Acquire) != seen {
-            return Ok(()); // refreshed while we waited
+            return Ok(());
         }
         let unknown = || {
             if self.is_loaded() {
@@ -183,13 +207,32 @@ impl Provider {
         };
         let now = unix_ms();
         let last = self.last_kid_refresh.load(Ordering::Relaxed);
-        if last != 0 && now.saturating_sub(last) < self.config.jwks_cooldown.as_millis() as u64 {
-            return Err(unknown());
+        let cooled =
+            last == 0 || now.saturating_sub(last) >= self.config.jwks_cooldown.as_millis() as u64;
+        let wait = self.config.timeout * 4; // discovery (up to 3 documents), then the keys
+        if cooled
+            && self
+                .kid_refresh
+                .compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            self.last_kid_refresh.store(now, Ordering::Relaxed);
+            let result = match tokio::time::timeout(wait, self.refresh_lock.lock()).await {
+                // A scheduled refresh may have just brought the key.
+                Ok(_flight) if self.generation.load(Ordering::Acquire) != seen => Ok(()),
+                Ok(_flight) => self.refresh_locked("unknown kid").await,
+                Err(_) => Err(()),
+            };
+            self.kid_refresh.store(false, Ordering::Release);
+            return result.map_err(|_| unknown());
         }
-        self.last_kid_refresh.store(now, Ordering::Relaxed);
-        self.refresh_locked("unknown kid")
-            .await
-            .map_err(|_| unknown())
+        if self.kid_refresh.load(Ordering::Acquire) {
+            let _ = tokio::time::timeout(wait, refreshed).await;
+        }
+        if self.generation.load(Ordering::Acquire) != seen {
+            return Ok(());
+        }
+        Err(unknown())
     }
 
     /// The background schedule: refreshes when due. Skips if a refresh is running.
@@ -207,7 +250,19 @@ impl Provider {
     /// previous keys stay in use.
     async fn refresh_locked(&self, why: &str) -> Result<(), ()> {
         let started = unix_ms();
-        match self.fetch().await {
+        let outcome = self.fetch().await;
+        let result = self.record_refresh(why, started, outcome);
+        self.refreshed.notify_waiters();
+        result
+    }
+
+    fn record_refresh(
+        &self,
+        why: &str,
+        started: u64,
+        outcome: Result<Option<Duration>, String>,
+    ) -> Result<(), ()> {
+        match outcome {
             Ok(max_age) => {
                 self.generation.fetch_add(1, Ordering::AcqRel);
                 if !self.loaded.swap(true, Ordering::AcqRel) {
@@ -335,10 +390,17 @@ impl Provider {
     ) -> Result<Arc<Principal>, Reject> {
         let ttl = self.config.introspection_cache_ttl.as_secs();
         if let Some(hit) = self.introspected.get(&key, now) {
-            return hit.value.clone().ok_or(Reject::Inactive);
+            return Ok(hit.value.clone());
+        }
+        if self.inactive.get(&key, now).is_some() {
+            return Err(Reject::Inactive);
         }
         let endpoint = self.endpoints.load().introspection.clone();
         let endpoint = endpoint.ok_or(Reject::IntrospectionUnavailable)?;
+        let Ok(_slot) = self.introspection_slots.try_acquire() else {
+            warn!("provider {}: too many introspections in flight", self.name);
+            return Err(Reject::IntrospectionUnavailable);
+        };
         let form = [("token", token), ("token_type_hint", "access_token")];
         let answer = self.post_form(&endpoint, &form).await;
         let claims = match answer {
@@ -355,14 +417,14 @@ impl Provider {
             .with_label_values(&[&self.name, "ok"])
             .inc();
         let active = claims.get("active").and_then(|v| v.as_bool()) == Some(true);
-        let principal = Principal::from_claims(claims);
+        let principal = Principal::from_claims(claims, self.config.trust_unverified_email);
         let issuer_ok = principal
             .claim("iss")
             .is_none_or(|iss| iss.as_str() == Some(&self.config.issuer));
         let expired = principal.expires_at.is_some_and(|exp| now >= exp);
         if !active || expired || !issuer_ok {
             if ttl > 0 {
-                self.introspected.insert(key, now + ttl, now, None);
+                self.inactive.insert(key, now + ttl, now, ());
             }
             return Err(if !issuer_ok {
                 Reject::WrongIssuer
@@ -373,8 +435,7 @@ impl Provider {
         let principal = Arc::new(principal);
         if ttl > 0 {
             let until = principal.expires_at.unwrap_or(u64::MAX).min(now + ttl);
-            self.introspected
-                .insert(key, until, now, Some(principal.clone()));
+            self.introspected.insert(key, until, now, principal.clone());
         }
         Ok(principal)
     }

@@ -65,7 +65,7 @@ impl RateLimiter {
         let interval = (config.window.as_nanos() / u128::from(config.limit)).max(1) as u64;
         RateLimiter {
             interval,
-            tolerance: interval * u64::from(config.burst),
+            tolerance: interval.saturating_mul(u64::from(config.burst)),
             buckets: SlotCache::new(SUBJECTS),
             config,
         }
@@ -83,7 +83,7 @@ impl RateLimiter {
         };
         let mut seen = bucket.value.load(Ordering::Acquire);
         loop {
-            let next = seen.max(now) + self.interval;
+            let next = seen.max(now).saturating_add(self.interval);
             let ahead = next - now;
             if ahead > self.tolerance {
                 return Decision {
@@ -99,7 +99,7 @@ impl RateLimiter {
                 Ordering::Acquire,
             ) {
                 Ok(_) => {
-                    bucket.set_expires(next);
+                    bucket.extend_expiry(next);
                     return Decision {
                         allowed: true,
                         remaining: ((self.tolerance - ahead) / self.interval) as u32,

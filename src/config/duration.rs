@@ -11,17 +11,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = number
         .parse()
         .map_err(|_| format!("`{s}` is not a duration like 250ms, 5s, 2m or 1h"))?;
-    let millis = match unit {
-        "ms" => n,
-        "s" => n * 1_000,
-        "m" => n * 60_000,
-        "h" => n * 3_600_000,
+    let scale: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
         _ => {
             return Err(format!(
                 "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
             ))
         }
     };
+    let millis = n
+        .checked_mul(scale)
+        .ok_or_else(|| format!("`{s}` is too long"))?;
     Ok(Duration::from_millis(millis))
 }
 

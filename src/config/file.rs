@@ -197,6 +197,7 @@ pub struct ProviderFile {
     pub token_cache: Option<usize>,
     pub introspection_cache_ttl: Option<String>,
     pub timeout: Option<String>,
+    pub trust_unverified_email: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

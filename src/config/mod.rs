@@ -248,7 +248,7 @@ pub struct ProviderConfig {
     pub client_cert: Option<TlsConfig>,
     pub ca_file: Option<PathBuf>,
     pub leeway: Duration,
-    /// Claims a JWT must carry besides `iss` and `aud` (default: `exp`).
+    /// Claims a JWT must carry besides `iss`, `aud` and `exp`.
     pub required_claims: Vec<String>,
     /// Key-set refresh period when the IdP sends no `max-age`.
     pub jwks_refresh: Duration,
@@ -261,6 +261,9 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     /// Some route exchanges tokens with this provider (RFC 8693).
     pub exchanges_tokens: bool,
+    /// Take `email` as verified even without `email_verified: true` (for IdPs that only
+    /// issue verified addresses but do not say so).
+    pub trust_unverified_email: bool,
 }
 
 impl ProviderConfig {

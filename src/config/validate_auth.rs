@@ -105,16 +105,18 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
             .ca_file
             .map(|f| existing_file(base, &f, &key("ca_file")))
             .transpose()?,
-        leeway: duration(p.leeway.as_deref(), Duration::from_secs(60), &key("leeway"))?,
-        required_claims: p.required_claims.unwrap_or_else(|| vec!["exp".into()]),
-        jwks_refresh: duration(
+        leeway: bounded(p.leeway.as_deref(), 60, (0, 300), &key("leeway"))?,
+        required_claims: p.required_claims.unwrap_or_default(),
+        jwks_refresh: bounded(
             p.jwks_refresh.as_deref(),
-            Duration::from_secs(600),
+            600,
+            (1, 86_400),
             &key("jwks_refresh"),
         )?,
-        jwks_cooldown: duration(
+        jwks_cooldown: bounded(
             p.jwks_cooldown.as_deref(),
-            Duration::from_secs(30),
+            30,
+            (1, 86_400),
             &key("jwks_cooldown"),
         )?,
         token_cache: p.token_cache.unwrap_or(65_536),
@@ -123,13 +125,28 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
             Duration::from_secs(60),
             &key("introspection_cache_ttl"),
         )?,
-        timeout: duration(
-            p.timeout.as_deref(),
-            Duration::from_secs(5),
-            &key("timeout"),
-        )?,
+        timeout: bounded(p.timeout.as_deref(), 5, (1, 60), &key("timeout"))?,
         exchanges_tokens: false,
+        trust_unverified_email: p.trust_unverified_email.unwrap_or(false),
     })
+}
+
+/// A duration in whole-second bounds (`min..=max`), so that no setting can turn a
+/// protection off (a zero cooldown) or make tokens live on (a day of leeway).
+fn bounded(
+    raw: Option<&str>,
+    default_secs: u64,
+    (min, max): (u64, u64),
+    at: &str,
+) -> Result<Duration, ConfigError> {
+    let d = duration(raw, Duration::from_secs(default_secs), at)?;
+    if d < Duration::from_secs(min) || d > Duration::from_secs(max) {
+        return Err(ConfigError::new(
+            at,
+            format!("must be between {min}s and {max}s"),
+        ));
+    }
+    Ok(d)
 }
 
 /// The route's `auth`. `resource` is the route's public URL, the default audience.
@@ -392,7 +409,7 @@ mod tests {
         assert_eq!((rl.limit, rl.burst, rl.window.as_secs()), (600, 600, 60));
         assert_eq!(c.routes[0].cors_origins, super::DEFAULT_CORS_ORIGINS);
         let p = &c.providers["idp"];
-        assert_eq!(p.required_claims, ["exp"]);
+        assert!(p.required_claims.is_empty(), "exp is required anyway");
         assert_eq!(p.leeway.as_secs(), 60);
         assert!(p.needs_discovery());
     }

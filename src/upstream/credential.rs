@@ -1,8 +1,8 @@
 //! What the upstream receives in place of the client's token: nothing, static headers,
 //! identity headers (never taken from the client), or a token from an RFC 8693 exchange.
 
-use http::header::AUTHORIZATION;
-use http::HeaderValue;
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderName, HeaderValue};
 use log::warn;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -26,14 +26,26 @@ pub fn apply(
     exchanged: Option<&HeaderValue>,
 ) -> Result<()> {
     let ua = &route.upstream_auth;
-    // MCP forbids passing the client's token on: the upstream is not its audience.
-    if matches!(route.auth, Auth::Bearer(_)) && !ua.forward_token {
-        req.remove_header(&AUTHORIZATION);
+    if matches!(route.auth, Auth::Bearer(_)) {
+        // MCP forbids passing the client's token on: the upstream is not its audience.
+        // Cookies are the browser's credentials for the gateway's origin, not the upstream's.
+        if !ua.forward_token {
+            req.remove_header(&AUTHORIZATION);
+        }
+        req.remove_header(&COOKIE);
     }
     if let Some(names) = &ua.identity {
-        // Whatever the client claimed under these names is dropped first.
-        for name in [&names.subject, &names.email, &names.roles] {
-            req.remove_header(name);
+        // Whatever the client claimed under these names is dropped first, including the
+        // `X_Auth_Subject` spellings that CGI-style stacks read as the same header.
+        let identity = [&names.subject, &names.email, &names.roles];
+        let spoofed: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| identity.iter().any(|n| same_after_underscores(k, n)))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            req.remove_header(&name);
         }
         if let Some(p) = principal {
             let roles = match &route.auth {
@@ -62,6 +74,15 @@ pub fn apply(
         req.insert_header(AUTHORIZATION, token.clone())?;
     }
     Ok(())
+}
+
+/// `x_auth_subject` and `x-auth-subject` name the same header to some upstream stacks.
+fn same_after_underscores(a: &HeaderName, b: &HeaderName) -> bool {
+    let (a, b) = (a.as_str().as_bytes(), b.as_str().as_bytes());
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(x, y)| x == y || (*x == b'_' && *y == b'-'))
 }
 
 /// A route's token exchange, with the exchanged tokens cached by the client token's digest
