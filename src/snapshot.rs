@@ -187,8 +187,15 @@ fn compile(
         }
     };
     let exchanger = route.upstream_auth.token_exchange.as_ref().map(|te| {
-        old.filter(|(r, _)| {
-            r.upstream_auth.token_exchange.as_ref() == Some(te) && r.auth == route.auth
+        // Exchanged tokens stay valid only while the route and its provider are unchanged.
+        let same_provider = |c: &CompiledRoute| match (&c.guard, &guard) {
+            (Some(a), Some(b)) => Arc::ptr_eq(&a.provider, &b.provider),
+            _ => false,
+        };
+        old.filter(|(r, c)| {
+            r.upstream_auth.token_exchange.as_ref() == Some(te)
+                && r.auth == route.auth
+                && same_provider(c)
         })
         .and_then(|(_, c)| c.exchanger.clone())
         .unwrap_or_default()
