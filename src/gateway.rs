@@ -19,6 +19,7 @@ use crate::auth::{self, Deny, Guard};
 use crate::config::{Auth, BearerAuth, Route};
 use crate::cors;
 use crate::metrics;
+use crate::oauth::facade::{self, Broker};
 use crate::oauth::metadata;
 use crate::respond;
 use crate::routing;
@@ -99,6 +100,20 @@ impl ProxyHttp for Gateway {
         if metadata::requested_resource(req.uri.path()).is_some() {
             return self.resource_metadata(session, &snapshot).await;
         }
+        if let Some(issuer) = metadata::requested_issuer(req.uri.path()) {
+            let facade = snapshot
+                .router
+                .lookup(host(req), issuer)
+                .and_then(|found| snapshot.routes[found.route].facade.as_ref())
+                .filter(|f| f.issuer.ends_with(issuer) || issuer == "/");
+            return match facade {
+                Some(f) => respond::document(session, f.metadata.clone()).await,
+                None => {
+                    let body = error_json!("not_found", "no authorization server at this path");
+                    respond::error(session, 404, body).await
+                }
+            };
+        }
         let Some(found) = snapshot.router.lookup(host(req), req.uri.path()) else {
             let body = error_json!("not_found", "no route matches this path");
             return respond::error(session, 404, body).await;
@@ -106,6 +121,26 @@ impl ProxyHttp for Gateway {
         let index = found.route;
         ctx.routed = Some((snapshot.clone(), index));
         let (route, compiled) = snapshot.route(index);
+        if let (Some(facade), Auth::Bearer(bearer), Some(guard)) =
+            (&compiled.facade, &route.auth, &compiled.guard)
+        {
+            let path = session.req_header().uri.path();
+            let rest = if route.prefix == "/" {
+                path
+            } else {
+                &path[route.prefix.len()..]
+            };
+            if let Some(endpoint) = facade::endpoint(rest) {
+                let broker = Broker {
+                    facade,
+                    provider: &guard.provider,
+                    sealer: &snapshot.sealer,
+                    used_codes: &snapshot.used_codes,
+                    auth: bearer,
+                };
+                return broker.serve(session, endpoint).await;
+            }
+        }
 
         if let (Some((_, state)), Some(spawn)) = (&compiled.spawned, &route.spawn) {
             if !state.wait_ready(spawn.ready_timeout).await {

@@ -67,6 +67,60 @@ pub async fn document(session: &mut Session, body: Bytes) -> Result<bool> {
     Ok(true)
 }
 
+/// A `302` to `location` (an OAuth redirect); never cached.
+pub async fn redirect(session: &mut Session, location: &str) -> Result<bool> {
+    let mut header = ResponseHeader::build(302, Some(3))?;
+    header.insert_header("Location", location)?;
+    header.insert_header("Content-Length", 0)?;
+    header.insert_header("Cache-Control", "no-store")?;
+    session
+        .write_response_header(Box::new(header), true)
+        .await?;
+    Ok(true)
+}
+
+/// An HTML page the gateway shows a user (consent, errors): never framed, never cached,
+/// no scripts. `cookie` is a `Set-Cookie` value.
+pub async fn html(
+    session: &mut Session,
+    status: u16,
+    page: String,
+    cookie: Option<&str>,
+) -> Result<bool> {
+    let mut header = ResponseHeader::build(status, Some(8))?;
+    header.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    header.insert_header("Content-Length", page.len())?;
+    header.insert_header("Cache-Control", "no-store")?;
+    header.insert_header("X-Frame-Options", "DENY")?;
+    header.insert_header(
+        "Content-Security-Policy",
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
+    )?;
+    header.insert_header("Referrer-Policy", "no-referrer")?;
+    if let Some(cookie) = cookie {
+        header.insert_header("Set-Cookie", cookie)?;
+    }
+    session
+        .write_response_header(Box::new(header), false)
+        .await?;
+    session
+        .write_response_body(Some(Bytes::from(page)), true)
+        .await?;
+    Ok(true)
+}
+
+/// The request body, up to `limit` bytes; `None` if it is longer.
+pub async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Bytes>> {
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = session.read_request_body().await? {
+        if body.len() + chunk.len() > limit {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body.freeze()))
+}
+
 /// Writes an error response, unless a response has already begun (then nothing can be said).
 pub async fn error(session: &mut Session, status: u16, body: &'static str) -> Result<bool> {
     if session.response_written().is_some() {

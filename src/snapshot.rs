@@ -14,9 +14,11 @@ use log::{info, warn};
 use crate::auth::provider::Provider;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::Guard;
-use crate::config::{Auth, Config, ConfigError, Route};
+use crate::config::{Auth, Config, ConfigError, OAuthMode, Route, SealKeys};
 use crate::metrics;
+use crate::oauth::facade::{Facade, UsedCodes};
 use crate::oauth::metadata;
+use crate::oauth::seal::Sealer;
 use crate::routing::Router;
 use crate::upstream::credential::Exchanger;
 use crate::upstream::peer::UpstreamPeer;
@@ -29,6 +31,9 @@ pub struct Snapshot {
     pub routes: Vec<CompiledRoute>,
     /// By name; shared with the next snapshot when their settings do not change.
     pub providers: BTreeMap<String, Arc<Provider>>,
+    pub sealer: Arc<Sealer>,
+    /// Codes redeemed, kept across reloads.
+    pub used_codes: Arc<UsedCodes>,
 }
 
 pub struct CompiledRoute {
@@ -41,6 +46,8 @@ pub struct CompiledRoute {
     pub exchanger: Option<Arc<Exchanger>>,
     /// The route's protected resource metadata document (RFC 9728), when it is protected.
     pub resource_metadata: Option<Bytes>,
+    /// The gateway's authorization server for the route (`oauth: broker`).
+    pub facade: Option<Facade>,
 }
 
 impl Snapshot {
@@ -77,8 +84,17 @@ impl Snapshot {
                 compile(route, &at, supervisor, &config.public_url, &providers, old)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let sealer = match (&config.seal_keys, previous) {
+            (keys, Some(p)) if keys == &p.config.seal_keys => p.sealer.clone(),
+            (keys, _) => {
+                let brokers = config.providers.values().any(|p| p.brokers);
+                Arc::new(sealer(keys, brokers))
+            }
+        };
         Ok(Snapshot {
             router: Router::new(&config.routes),
+            used_codes: previous.map(|p| p.used_codes.clone()).unwrap_or_default(),
+            sealer,
             config,
             routes,
             providers,
@@ -200,13 +216,20 @@ fn compile(
         .and_then(|(_, c)| c.exchanger.clone())
         .unwrap_or_default()
     });
+    let facade = match &route.auth {
+        Auth::Bearer(b) if b.oauth == OAuthMode::Broker => Some(Facade::new(public_url, route, b)),
+        _ => None,
+    };
     let resource_metadata = match (&route.auth, &guard) {
-        (Auth::Bearer(bearer), Some(guard)) => Some(metadata::resource_document(
-            public_url,
-            route,
-            bearer,
-            &guard.provider.config.issuer,
-        )),
+        (Auth::Bearer(bearer), Some(guard)) => {
+            let issuer = match &facade {
+                Some(f) => &f.issuer,
+                None => &guard.provider.config.issuer,
+            };
+            Some(metadata::resource_document(
+                public_url, route, bearer, issuer,
+            ))
+        }
         _ => None,
     };
     Ok(CompiledRoute {
@@ -216,7 +239,22 @@ fn compile(
         guard,
         exchanger,
         resource_metadata,
+        facade,
     })
+}
+
+/// The sealer for `keys`; without a configured key, one random key for the whole process
+/// (so that reloads keep it), with a warning: flows then do not survive a restart or span
+/// replicas.
+fn sealer(keys: &SealKeys, brokers: bool) -> Sealer {
+    static PROCESS_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
+    let current = keys.current.unwrap_or_else(|| {
+        if brokers {
+            warn!("no seal_key configured: using a random key; sealed codes and registrations do not survive a restart or work across replicas");
+        }
+        *PROCESS_KEY.get_or_init(Sealer::random_key)
+    });
+    Sealer::new(&current, &keys.previous)
 }
 
 /// The live snapshot, the file it came from, and the spawned processes it needs.

@@ -103,6 +103,16 @@ fn discovery_documents_at_a_root_issuer() {
             format!("{issuer}/authorize").as_str()
         );
         assert_eq!(meta["response_types_supported"], json!(["code"]));
+        assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(meta["authorization_response_iss_parameter_supported"], true);
+        let grants = meta["grant_types_supported"].as_array().unwrap();
+        for grant in [
+            "authorization_code",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+        ] {
+            assert!(grants.contains(&json!(grant)), "{grant}");
+        }
     }
     assert_eq!(idp.discovery_fetches(), 2);
 
@@ -394,7 +404,12 @@ fn down_answers_503_everywhere() {
     let idp = Idp::start();
     idp.set_down(true);
     let issuer = idp.issuer();
-    for path in ["/.well-known/openid-configuration", "/jwks", "/nope"] {
+    for path in [
+        "/.well-known/openid-configuration",
+        "/jwks",
+        "/authorize",
+        "/nope",
+    ] {
         assert_eq!(get(&format!("{issuer}{path}")).status(), 503, "{path}");
     }
     for path in ["/introspect", "/token"] {
@@ -411,10 +426,437 @@ fn down_answers_503_everywhere() {
             idp.discovery_fetches(),
             idp.introspections(),
             idp.token_requests(),
+            idp.authorize_requests(),
         )
     };
-    assert_eq!(counts(), (0, 0, 0, 0));
+    assert_eq!(counts(), (0, 0, 0, 0, 0));
     idp.set_down(false);
     assert_eq!(get(&idp.jwks_uri()).status(), 200);
-    assert_eq!(counts(), (1, 0, 0, 0));
+    assert_eq!(counts(), (1, 0, 0, 0, 0));
+}
+
+const REDIRECT: &str = "http://127.0.0.1:9/oauth/callback";
+
+/// A PKCE verifier (RFC 7636 §4.1) and its S256 challenge.
+fn pkce(seed: &str) -> (String, String) {
+    let verifier = format!("{seed}-{}", "v".repeat(43));
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (verifier, URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// A client that shows redirects instead of following them.
+fn no_redirects() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// Where the endpoints are (the issuer's path, if any, is not theirs).
+fn origin(idp: &Idp) -> String {
+    idp.jwks_uri().strip_suffix("/jwks").unwrap().to_string()
+}
+
+fn authorize_url(idp: &Idp, params: &[(&str, &str)]) -> String {
+    let mut url = url::Url::parse(&format!("{}/authorize", origin(idp))).unwrap();
+    url.query_pairs_mut().extend_pairs(params);
+    url.into()
+}
+
+/// The usual `/authorize` parameters for `client`, with `challenge`.
+fn code_request<'a>(client: &'a str, challenge: &'a str) -> Vec<(&'a str, &'a str)> {
+    vec![
+        ("response_type", "code"),
+        ("client_id", client),
+        ("redirect_uri", REDIRECT),
+        ("state", "st/1 +x"),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+        ("scope", "openid tools:read"),
+    ]
+}
+
+/// Follows nothing: the redirect's target (without query) and its query parameters.
+fn redirected(r: Response) -> (String, Vec<(String, String)>) {
+    assert_eq!(r.status(), 302);
+    let location = r.headers()["location"].to_str().unwrap();
+    let (_, raw_query) = location.split_once('?').unwrap();
+    assert!(!raw_query.contains([':', '/', ' ']), "encoded: {location}");
+    let url = url::Url::parse(location).unwrap();
+    let params = url.query_pairs().into_owned().collect();
+    let target = format!("{}{}", url.origin().ascii_serialization(), url.path());
+    (target, params)
+}
+
+fn param<'a>(params: &'a [(String, String)], key: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+/// Asks `/authorize` for a code (approved), returning it.
+fn get_code(idp: &Idp, http: &Client, params: &[(&str, &str)]) -> String {
+    let r = http.get(authorize_url(idp, params)).send().unwrap();
+    let (target, query) = redirected(r);
+    assert_eq!(target, REDIRECT);
+    param(&query, "code").expect("a code").to_string()
+}
+
+/// `POST /token` with Basic credentials for `client`.
+fn token(idp: &Idp, http: &Client, client: (&str, &str), form: &[(&str, &str)]) -> Response {
+    http.post(format!("{}/token", origin(idp)))
+        .basic_auth(client.0, Some(client.1))
+        .form(form)
+        .send()
+        .unwrap()
+}
+
+fn redeem(idp: &Idp, http: &Client, code: &str, verifier: &str) -> Response {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", verifier),
+    ];
+    token(idp, http, ("gw", "s3cret"), &form)
+}
+
+fn refresh(idp: &Idp, http: &Client, client: (&str, &str), rt: &str) -> Response {
+    let form = [("grant_type", "refresh_token"), ("refresh_token", rt)];
+    token(idp, http, client, &form)
+}
+
+fn refused(r: Response, status: u16, error: &str) {
+    assert_eq!(r.status(), status, "{error}");
+    assert!(r.headers().get("location").is_none());
+    assert_eq!(json_of(r), json!({ "error": error }));
+}
+
+/// An access token's claims, after checking its RS256 signature against the JWKS.
+fn checked_claims(idp: &Idp, token: &str) -> Value {
+    let (header, claims) = decode(token);
+    assert_eq!(header["alg"], "RS256");
+    let keys = jwks(idp);
+    let jwk = keys.iter().find(|k| k["kid"] == header["kid"]).unwrap();
+    assert!(verifies(jwk, token));
+    claims
+}
+
+#[test]
+fn authorization_code_flow_with_pkce() {
+    let idp = Idp::start_with_path("realms/test");
+    idp.add_client("gw", "s3cret", REDIRECT);
+    let http = no_redirects();
+    let (verifier, challenge) = pkce("flow");
+    let params = code_request("gw", &challenge);
+
+    let r = http.get(authorize_url(&idp, &params)).send().unwrap();
+    let (target, query) = redirected(r);
+    assert_eq!(target, REDIRECT);
+    let names: Vec<&str> = query.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(names, ["code", "state", "iss"]);
+    assert_eq!(param(&query, "state"), Some("st/1 +x"));
+    assert_eq!(param(&query, "iss"), Some(idp.issuer().as_str()));
+    let code = param(&query, "code").unwrap();
+    assert!(code.len() >= 16);
+    let seen: Vec<(String, String)> = params
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    assert_eq!(idp.last_authorize_params(), seen);
+    assert_eq!(idp.authorize_requests(), 1);
+    let other = get_code(&idp, &http, &params);
+    assert_ne!(other, code, "fresh codes");
+
+    let r = redeem(&idp, &http, code, &verifier);
+    assert_eq!(r.status(), 200);
+    let answer = json_of(r);
+    assert_eq!(answer["token_type"], "Bearer");
+    assert_eq!(answer["expires_in"], 300);
+    assert_eq!(answer["refresh_token"], "rt-1");
+    assert_eq!(answer["scope"], "openid tools:read");
+    let claims = checked_claims(&idp, answer["access_token"].as_str().unwrap());
+    assert_eq!(claims["iss"], idp.issuer().as_str());
+    assert_eq!(claims["sub"], "user-1");
+    assert_eq!(claims["aud"], "gw", "no audience or resource: the client");
+    assert_eq!(claims["scope"], "openid tools:read");
+    assert_eq!(claims["email"], "user-1@example.test");
+    assert_eq!(claims["email_verified"], true);
+    let iat = claims["iat"].as_u64().unwrap();
+    assert_eq!(claims["nbf"].as_u64(), Some(iat));
+    assert_eq!(claims["exp"].as_u64(), Some(iat + 300));
+    assert_eq!(
+        idp.last_client_auth(),
+        Some(("basic".into(), "gw".into(), "s3cret".into()))
+    );
+    assert_eq!(idp.last_token_form()[1], ("code".into(), code.into()));
+
+    // The audience: `audience`, else `resource`; another subject, client_secret_post.
+    idp.set_login_subject("alice");
+    let resource = [&params[..], &[("resource", AUD)]].concat();
+    let both = [&resource[..], &[("audience", "api-1")]].concat();
+    for (params, aud) in [(resource, AUD), (both, "api-1")] {
+        let code = get_code(&idp, &http, &params);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &verifier),
+            ("client_id", "gw"),
+            ("client_secret", "s3cret"),
+        ];
+        let r = http
+            .post(format!("{}/token", origin(&idp)))
+            .form(&form)
+            .send()
+            .unwrap();
+        let claims = checked_claims(&idp, json_of(r)["access_token"].as_str().unwrap());
+        assert_eq!(claims["aud"], aud);
+        assert_eq!(claims["sub"], "alice");
+        assert_eq!(claims["email"], "alice@example.test");
+    }
+    assert_eq!(
+        idp.last_client_auth(),
+        Some(("post".into(), "gw".into(), "s3cret".into()))
+    );
+    assert_eq!(idp.token_requests(), 3);
+    assert_eq!(idp.authorize_requests(), 4);
+}
+
+#[test]
+fn codes_are_one_time_and_bound_to_the_verifier() {
+    let idp = Idp::start();
+    idp.add_client("gw", "s3cret", REDIRECT);
+    idp.add_client("other", "pw", REDIRECT);
+    let http = no_redirects();
+    let (verifier, challenge) = pkce("one");
+    let params = code_request("gw", &challenge);
+
+    let code = get_code(&idp, &http, &params);
+    assert_eq!(redeem(&idp, &http, &code, &verifier).status(), 200);
+    refused(redeem(&idp, &http, &code, &verifier), 400, "invalid_grant");
+    refused(
+        redeem(&idp, &http, "made-up", &verifier),
+        400,
+        "invalid_grant",
+    );
+
+    // A wrong verifier is refused, and spends the code.
+    let code = get_code(&idp, &http, &params);
+    let (wrong, _) = pkce("other");
+    refused(redeem(&idp, &http, &code, &wrong), 400, "invalid_grant");
+    refused(redeem(&idp, &http, &code, &verifier), 400, "invalid_grant");
+    // So do a missing one, one too short (RFC 7636 §4.1) and another redirect URI.
+    let short = "short";
+    let digest = ring::digest::digest(&ring::digest::SHA256, short.as_bytes());
+    let short_challenge = URL_SAFE_NO_PAD.encode(digest);
+    let code = get_code(&idp, &http, &code_request("gw", &short_challenge));
+    refused(redeem(&idp, &http, &code, short), 400, "invalid_grant");
+    let code = get_code(&idp, &http, &params);
+    refused(redeem(&idp, &http, &code, ""), 400, "invalid_grant");
+    let code = get_code(&idp, &http, &params);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", "http://127.0.0.1:9/elsewhere"),
+        ("code_verifier", &verifier),
+    ];
+    refused(
+        token(&idp, &http, ("gw", "s3cret"), &form),
+        400,
+        "invalid_grant",
+    );
+
+    // Another client's code is not this client's, and trying does not spend it.
+    let code = get_code(&idp, &http, &params);
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", &verifier),
+    ];
+    refused(
+        token(&idp, &http, ("other", "pw"), &form),
+        400,
+        "invalid_grant",
+    );
+    // Unregistered or wrong credentials, or a client_id naming another client: 401.
+    refused(
+        token(&idp, &http, ("gw", "nope"), &form),
+        401,
+        "invalid_client",
+    );
+    refused(
+        token(&idp, &http, ("who", "s3cret"), &form),
+        401,
+        "invalid_client",
+    );
+    let named = [&form[..], &[("client_id", "other")]].concat();
+    refused(
+        token(&idp, &http, ("gw", "s3cret"), &named),
+        401,
+        "invalid_client",
+    );
+    let r = http
+        .post(format!("{}/token", origin(&idp)))
+        .form(&form)
+        .send()
+        .unwrap();
+    refused(r, 401, "invalid_client");
+    assert_eq!(redeem(&idp, &http, &code, &verifier).status(), 200);
+    assert_eq!(idp.token_requests(), 14);
+}
+
+#[test]
+fn refresh_tokens_rotate() {
+    let idp = Idp::start();
+    idp.add_client("gw", "s3cret", REDIRECT);
+    idp.add_client("other", "pw", REDIRECT);
+    let http = no_redirects();
+    let (verifier, challenge) = pkce("rt");
+    let params = [&code_request("gw", &challenge)[..], &[("resource", AUD)]].concat();
+    let code = get_code(&idp, &http, &params);
+    let first = json_of(redeem(&idp, &http, &code, &verifier));
+    assert_eq!(first["refresh_token"], "rt-1");
+    let original = checked_claims(&idp, first["access_token"].as_str().unwrap());
+
+    idp.set_login_subject("someone-else");
+    idp.rotate(Alg::RS256);
+    let gw = ("gw", "s3cret");
+    let r = refresh(&idp, &http, gw, "rt-1");
+    assert_eq!(r.status(), 200);
+    let second = json_of(r);
+    assert_eq!(second["refresh_token"], "rt-2");
+    assert_eq!(second["token_type"], "Bearer");
+    assert_eq!(second["expires_in"], 300);
+    assert_eq!(second["scope"], "openid tools:read");
+    let token = second["access_token"].as_str().unwrap();
+    assert_ne!(token, first["access_token"].as_str().unwrap());
+    assert_eq!(decode(token).0["kid"], idp.public_jwk(Alg::RS256)["kid"]);
+    let claims = checked_claims(&idp, token);
+    for claim in ["iss", "sub", "aud", "scope", "email", "email_verified"] {
+        assert_eq!(claims[claim], original[claim], "{claim}");
+    }
+    assert_eq!(claims["aud"], AUD);
+
+    refused(refresh(&idp, &http, gw, "rt-1"), 400, "invalid_grant");
+    refused(refresh(&idp, &http, gw, "rt-99"), 400, "invalid_grant");
+    refused(
+        refresh(&idp, &http, ("other", "pw"), "rt-2"),
+        400,
+        "invalid_grant",
+    );
+    refused(
+        refresh(&idp, &http, ("gw", "x"), "rt-2"),
+        401,
+        "invalid_client",
+    );
+    let third = json_of(refresh(&idp, &http, gw, "rt-2"));
+    assert_eq!(third["refresh_token"], "rt-3");
+    refused(refresh(&idp, &http, gw, "rt-2"), 400, "invalid_grant");
+    assert_eq!(idp.token_requests(), 8);
+}
+
+#[test]
+fn authorize_error_redirect() {
+    let idp = Idp::start();
+    idp.add_client("gw", "s3cret", REDIRECT);
+    let http = no_redirects();
+    let (verifier, challenge) = pkce("err");
+    let params = code_request("gw", &challenge);
+    idp.set_authorize_error(Some("access_denied".into()));
+    let r = http.get(authorize_url(&idp, &params)).send().unwrap();
+    let (target, query) = redirected(r);
+    assert_eq!(target, REDIRECT);
+    let expected = [
+        ("error", "access_denied".to_string()),
+        ("state", "st/1 +x".into()),
+        ("iss", idp.issuer()),
+    ];
+    let expected: Vec<(String, String)> =
+        expected.into_iter().map(|(k, v)| (k.into(), v)).collect();
+    assert_eq!(query, expected);
+
+    // A redirect URI with a query keeps it; no state, none sent back.
+    let with_query = "http://127.0.0.1:9/cb?tenant=a";
+    idp.add_client("q", "pw", with_query);
+    let mut params_q = code_request("q", &challenge);
+    params_q[2].1 = with_query;
+    params_q.remove(3);
+    let r = http.get(authorize_url(&idp, &params_q)).send().unwrap();
+    let names: Vec<String> = redirected(r).1.into_iter().map(|(k, _)| k).collect();
+    assert_eq!(names, ["tenant", "error", "iss"]);
+
+    idp.set_authorize_error(None);
+    let code = get_code(&idp, &http, &params);
+    assert_eq!(redeem(&idp, &http, &code, &verifier).status(), 200);
+}
+
+/// `params` without `key`, then `key=value` at the end if given.
+fn replaced<'a>(
+    params: &[(&'a str, &'a str)],
+    key: &'a str,
+    value: Option<&'a str>,
+) -> Vec<(&'a str, &'a str)> {
+    let mut p: Vec<_> = params.iter().filter(|(k, _)| *k != key).copied().collect();
+    p.extend(value.map(|v| (key, v)));
+    p
+}
+
+#[test]
+fn bad_authorize_requests_are_refused_without_redirect() {
+    let idp = Idp::start();
+    idp.add_client("gw", "s3cret", REDIRECT);
+    let http = no_redirects();
+    let (_, challenge) = pkce("bad");
+    let good = code_request("gw", &challenge);
+    let with = |key, value| replaced(&good, key, Some(value));
+    let without = |key| replaced(&good, key, None);
+    let get_params =
+        |params: &[(&str, &str)]| http.get(authorize_url(&idp, params)).send().unwrap();
+
+    let cases = [
+        (with("client_id", "unknown"), "invalid_client"),
+        (without("client_id"), "invalid_client"),
+        (
+            with("redirect_uri", "http://127.0.0.1:9/evil"),
+            "invalid_client",
+        ),
+        (
+            with("redirect_uri", "http://127.0.0.1:9/oauth/callback/"),
+            "invalid_client",
+        ),
+        (without("redirect_uri"), "invalid_client"),
+        (with("response_type", "token"), "invalid_request"),
+        (without("response_type"), "invalid_request"),
+        (with("code_challenge_method", "plain"), "invalid_request"),
+        (without("code_challenge_method"), "invalid_request"),
+        (without("code_challenge"), "invalid_request"),
+        (with("code_challenge", ""), "invalid_request"),
+        (
+            [&good[..], &[("state", "again")]].concat(),
+            "invalid_request",
+        ),
+    ];
+    for (params, error) in &cases {
+        refused(get_params(params), 400, error);
+    }
+    // Even the error redirect needs a registered client.
+    idp.set_authorize_error(Some("access_denied".into()));
+    refused(
+        get_params(&with("client_id", "unknown")),
+        400,
+        "invalid_client",
+    );
+    assert_eq!(idp.authorize_requests(), cases.len() + 1);
+    assert_eq!(
+        idp.last_authorize_params().last(),
+        Some(&("client_id".into(), "unknown".into()))
+    );
+    let r = http.post(authorize_url(&idp, &good)).send().unwrap();
+    assert_eq!(r.status(), 405);
+    // Malformed percent-encoding is decoded leniently, never a server error.
+    let url = format!("{}/authorize?client_id=%zz&redirect_uri=%ff", origin(&idp));
+    refused(http.get(url).send().unwrap(), 400, "invalid_client");
 }

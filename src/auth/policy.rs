@@ -136,6 +136,7 @@ mod tests {
             },
             roles: Roles::default(),
             rate_limit: None,
+            oauth: crate::config::OAuthMode::Direct,
         }
     }
 

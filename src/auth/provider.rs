@@ -41,6 +41,25 @@ struct Endpoints {
     jwks_uri: Option<String>,
     introspection: Option<String>,
     token: Option<String>,
+    authorization: Option<String>,
+}
+
+/// A failed call to an IdP endpoint.
+#[derive(Debug)]
+pub enum IdpError {
+    /// The IdP answered with an OAuth error (`invalid_grant`, …).
+    Refused(String),
+    /// No usable answer (network, status, body).
+    Failed(String),
+}
+
+impl std::fmt::Display for IdpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IdpError::Refused(code) => write!(f, "refused: {code}"),
+            IdpError::Failed(message) => f.write_str(message),
+        }
+    }
 }
 
 pub struct Provider {
@@ -100,6 +119,7 @@ impl Provider {
             },
             introspection: config.introspection_endpoint.clone(),
             token: config.token_endpoint.clone(),
+            authorization: config.authorization_endpoint.clone(),
         };
         Ok(Provider {
             name: name.to_string(),
@@ -311,6 +331,10 @@ impl Provider {
                     .clone()
                     .or(meta.introspection_endpoint),
                 token: c.token_endpoint.clone().or(meta.token_endpoint),
+                authorization: c
+                    .authorization_endpoint
+                    .clone()
+                    .or(meta.authorization_endpoint),
             }));
         }
         if !self.config.wants_jwks_fetch() {
@@ -447,8 +471,6 @@ impl Provider {
         subject_token: &str,
         params: &TokenExchange,
     ) -> Result<(String, Option<u64>), String> {
-        let endpoint = self.endpoints.load().token.clone();
-        let endpoint = endpoint.ok_or("the provider has no token endpoint")?;
         let mut form = vec![
             (
                 "grant_type",
@@ -473,7 +495,7 @@ impl Provider {
                 form.push((name, v));
             }
         }
-        let answer = self.post_form(&endpoint, &form).await?;
+        let answer = self.token_grant(&form).await.map_err(|e| e.to_string())?;
         let token = answer
             .get("access_token")
             .and_then(|v| v.as_str())
@@ -490,7 +512,7 @@ impl Provider {
         &self,
         url: &str,
         form: &[(&str, &str)],
-    ) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
         let c = &self.config;
         let id = c.client_id.as_deref().unwrap_or_default();
         let secret = c.client_secret.as_ref().map(|s| s.0.as_str());
@@ -508,24 +530,43 @@ impl Provider {
             }
             ClientAuth::TlsClientAuth => fields.push(("client_id", id)),
         }
+        let failed = |e: String| IdpError::Failed(format!("{url}: {e}"));
         let response = request
             .form(&fields)
             .send()
             .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
+            .map_err(|e| failed(error_chain(&e)))?;
         let status = response.status();
-        let body = read_capped(response)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
+        let body = read_capped(response).await.map_err(failed)?;
         if status != 200 {
-            // The IdP's error code helps; its body is not echoed (it may quote the request).
+            // The IdP's error code is what matters; its body is not echoed (it may quote
+            // the request).
             let code = serde_json::from_slice::<serde_json::Value>(&body)
                 .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_string))
-                .unwrap_or_default();
-            return Err(format!("{url}: status {status} {code}"));
+                .and_then(|v| v.get("error")?.as_str().map(str::to_string));
+            return Err(match code {
+                Some(code) if status.is_client_error() => IdpError::Refused(code),
+                code => failed(format!("status {status} {}", code.unwrap_or_default())),
+            });
         }
-        serde_json::from_slice(&body).map_err(|_| format!("{url}: the answer is not a JSON object"))
+        serde_json::from_slice(&body).map_err(|_| failed("the answer is not a JSON object".into()))
+    }
+
+    /// The IdP's authorization endpoint, once known.
+    pub fn authorization_endpoint(&self) -> Option<String> {
+        self.endpoints.load().authorization.clone()
+    }
+
+    /// A grant at the IdP's token endpoint with the gateway's own client credentials
+    /// (authorization code, refresh token). Returns the IdP's JSON answer.
+    pub async fn token_grant(
+        &self,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
+        let endpoint = self.endpoints.load().token.clone();
+        let endpoint = endpoint
+            .ok_or_else(|| IdpError::Failed("the provider has no token endpoint".into()))?;
+        self.post_form(&endpoint, form).await
     }
 }
 
@@ -542,6 +583,7 @@ struct Metadata {
     jwks_uri: Option<String>,
     introspection_endpoint: Option<String>,
     token_endpoint: Option<String>,
+    authorization_endpoint: Option<String>,
 }
 
 /// Where an issuer's metadata may be, in the order MCP clients try them.

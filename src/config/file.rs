@@ -16,6 +16,11 @@ pub struct FileConfig {
     pub access_log: Option<bool>,
     #[serde(default)]
     pub server: ServerFile,
+    /// base64 of 32 bytes: seals codes, state and client registrations.
+    pub seal_key: Option<String>,
+    /// Older seal keys, still accepted when opening.
+    #[serde(default)]
+    pub seal_keys_previous: Vec<String>,
     /// Identity providers (issuers) that routes' `auth` refers to by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
@@ -112,6 +117,8 @@ pub struct BearerFile {
     #[serde(default)]
     pub roles: RolesFile,
     pub rate_limit: Option<RateLimitFile>,
+    /// `direct` (clients go to the IdP) or `broker` (the gateway is their OAuth server).
+    pub oauth: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,6 +192,10 @@ pub struct ProviderFile {
     pub tokens: Option<String>,
     pub introspection_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    /// Sent to the IdP's authorize and token endpoints when brokering.
+    pub audience: Option<String>,
+    pub resource: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_auth: Option<String>,

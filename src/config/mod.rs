@@ -57,6 +57,8 @@ pub struct Config {
     /// One log line per request (method, path without query, status, route, latency).
     pub access_log: bool,
     pub server: ServerSettings,
+    /// Seals what the gateway hands out instead of keeping state.
+    pub seal_keys: SealKeys,
     /// By name, as routes refer to them.
     pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: Vec<Route>,
@@ -141,6 +143,36 @@ pub struct BearerAuth {
     pub allow: Allow,
     pub roles: Roles,
     pub rate_limit: Option<RateLimit>,
+    pub oauth: OAuthMode,
+}
+
+/// Who answers the route's OAuth discovery, registration, authorize and token requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OAuthMode {
+    /// The IdP itself: the resource metadata names it, clients talk to it directly.
+    Direct,
+    /// The gateway, as a facade: its own registration, consent and codes, with the IdP
+    /// behind it as the gateway's one static client.
+    Broker,
+}
+
+/// The seal key, and older ones that still open.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct SealKeys {
+    /// `None`: a random key for this process (flows do not survive a restart or cross
+    /// replicas).
+    pub current: Option<[u8; 32]>,
+    pub previous: Vec<[u8; 32]>,
+}
+
+impl fmt::Debug for SealKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "SealKeys(<{} keys>)",
+            self.current.iter().count() + self.previous.len()
+        )
+    }
 }
 
 /// Allow-lists. Each list that is set must match (a list matches if any entry does).
@@ -242,6 +274,10 @@ pub struct ProviderConfig {
     pub tokens: TokenMode,
     pub introspection_endpoint: Option<String>,
     pub token_endpoint: Option<String>,
+    pub authorization_endpoint: Option<String>,
+    /// `audience` and `resource` sent to the IdP when brokering.
+    pub audience: Option<String>,
+    pub resource: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub client_auth: ClientAuth,
@@ -261,6 +297,8 @@ pub struct ProviderConfig {
     pub timeout: Duration,
     /// Some route exchanges tokens with this provider (RFC 8693).
     pub exchanges_tokens: bool,
+    /// Some route brokers OAuth with this provider.
+    pub brokers: bool,
     /// Take `email` as verified even without `email_verified: true` (for IdPs that only
     /// issue verified addresses but do not say so).
     pub trust_unverified_email: bool,
@@ -274,6 +312,8 @@ impl ProviderConfig {
         (jwt && self.jwks == JwksSource::Discovery)
             || (introspect && self.introspection_endpoint.is_none())
             || (self.exchanges_tokens && self.token_endpoint.is_none())
+            || (self.brokers
+                && (self.token_endpoint.is_none() || self.authorization_endpoint.is_none()))
     }
 }
 

@@ -54,6 +54,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .map(|m| socket_addr(&m, "metrics"))
         .transpose()?;
     let server = server_settings(file.server)?;
+    let seal_keys = validate_auth::seal_keys(file.seal_key, file.seal_keys_previous)?;
     let mut providers = validate_auth::providers(file.providers, base)?;
 
     if file.routes.is_empty() {
@@ -97,6 +98,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         metrics,
         access_log: file.access_log.unwrap_or(true),
         server,
+        seal_keys,
         providers,
         routes,
     })

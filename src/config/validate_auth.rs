@@ -12,8 +12,9 @@ use super::file::{
 };
 use super::validate::{duration, existing_file};
 use super::{
-    Allow, Auth, BearerAuth, ClientAuth, ConfigError, IdentityHeaders, JwksSource, ProviderConfig,
-    RateLimit, Roles, Secret, TlsConfig, TokenExchange, TokenMode, UpstreamAuth,
+    Allow, Auth, BearerAuth, ClientAuth, ConfigError, IdentityHeaders, JwksSource, OAuthMode,
+    ProviderConfig, RateLimit, Roles, SealKeys, Secret, TlsConfig, TokenExchange, TokenMode,
+    UpstreamAuth,
 };
 
 /// Browser origins allowed when a route names none: Claude's web and desktop apps.
@@ -97,6 +98,9 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
         tokens,
         introspection_endpoint: endpoint(p.introspection_endpoint, "introspection_endpoint")?,
         token_endpoint: endpoint(p.token_endpoint, "token_endpoint")?,
+        authorization_endpoint: endpoint(p.authorization_endpoint, "authorization_endpoint")?,
+        audience: p.audience,
+        resource: p.resource,
         client_id: p.client_id,
         client_secret: p.client_secret.map(Secret),
         client_auth,
@@ -127,7 +131,42 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
         )?,
         timeout: bounded(p.timeout.as_deref(), 5, (1, 60), &key("timeout"))?,
         exchanges_tokens: false,
+        brokers: false,
         trust_unverified_email: p.trust_unverified_email.unwrap_or(false),
+    })
+}
+
+/// `seal_key` and `seal_keys_previous`: base64 (standard or URL-safe) of 32 bytes each.
+pub fn seal_keys(current: Option<String>, previous: Vec<String>) -> Result<SealKeys, ConfigError> {
+    let decode = |s: &str, at: &str| -> Result<[u8; 32], ConfigError> {
+        use base64::Engine;
+        let s = s.trim();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(s)
+            .or_else(|_| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('='))
+            })
+            .map_err(|_| {
+                ConfigError::new(at, "is not base64 (make one with: openssl rand -base64 32)")
+            })?;
+        bytes.try_into().map_err(|_| {
+            ConfigError::new(
+                at,
+                "must be 32 bytes (make one with: openssl rand -base64 32)",
+            )
+        })
+    };
+    Ok(SealKeys {
+        // Empty (an unset `${VAR:-}`) means none.
+        current: current
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| decode(&k, "seal_key"))
+            .transpose()?,
+        previous: previous
+            .iter()
+            .enumerate()
+            .map(|(i, k)| decode(k, &format!("seal_keys_previous[{i}]")))
+            .collect::<Result<_, _>>()?,
     })
 }
 
@@ -167,13 +206,34 @@ pub fn auth(
         allow,
         roles,
         rate_limit,
+        oauth,
     } = *bearer;
-    if !providers.contains_key(&provider) {
+    let Some(settings) = providers.get_mut(&provider) else {
         return Err(ConfigError::new(
             format!("{at}.provider"),
             format!("no provider named `{provider}` under `providers`"),
         ));
+    };
+    let oauth = match oauth.as_deref() {
+        None | Some("direct") => OAuthMode::Direct,
+        Some("broker") => OAuthMode::Broker,
+        Some(other) => {
+            return Err(ConfigError::new(
+                format!("{at}.oauth"),
+                format!("`{other}` is not one of direct, broker"),
+            ))
+        }
+    };
+    if oauth == OAuthMode::Broker {
+        if settings.client_id.is_none() {
+            return Err(ConfigError::new(
+                format!("{at}.oauth"),
+                format!("broker needs the gateway's own client at the IdP: set providers.{provider}.client_id (and client_secret)"),
+            ));
+        }
+        settings.brokers = true;
     }
+    let idp_audience = settings.audience.clone();
     let audiences = match audience {
         Some(OneOrMany::One(a)) => vec![a],
         Some(OneOrMany::Many(list)) if !list.is_empty() => list,
@@ -182,6 +242,10 @@ pub fn auth(
                 format!("{at}.audience"),
                 "needs at least one value",
             ))
+        }
+        // What the gateway asks the IdP to put in `aud` when it brokers.
+        None if oauth == OAuthMode::Broker && idp_audience.is_some() => {
+            idp_audience.into_iter().collect()
         }
         // A trailing-slash difference between the token's `aud` and the URL must not matter.
         None => vec![resource.to_string(), format!("{resource}/")],
@@ -226,6 +290,7 @@ pub fn auth(
         allow,
         roles,
         rate_limit,
+        oauth,
     })))
 }
 

@@ -36,6 +36,21 @@ pub fn requested_resource(path: &str) -> Option<&str> {
     }
 }
 
+/// The route path an authorization server metadata request asks about (RFC 8414 path
+/// insertion, and the OpenID location MCP clients also try).
+pub fn requested_issuer(path: &str) -> Option<&str> {
+    [
+        "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+    ]
+    .iter()
+    .find_map(|well_known| match path.strip_prefix(well_known)? {
+        "" => Some("/"),
+        rest if rest.starts_with('/') => Some(rest),
+        _ => None,
+    })
+}
+
 pub fn resource_document(
     public_url: &str,
     route: &Route,

@@ -1,6 +1,7 @@
 //! A real identity provider for tests: signs JWTs with real RSA, EC and Ed25519 keys (ring),
 //! serves discovery documents and a JWKS over HTTP, rotates keys, introspects opaque tokens
-//! (RFC 7662) and exchanges tokens (RFC 8693). It counts what it is asked, and can go down.
+//! (RFC 7662), exchanges tokens (RFC 8693) and runs the OAuth 2.1 authorization-code flow
+//! with PKCE and rotating refresh tokens. It counts what it is asked, and can go down.
 //!
 //! Endpoints (JSON, on its own runtime, see `server::serve`):
 //! - `GET` discovery: `/.well-known/oauth-authorization-server` and
@@ -9,8 +10,12 @@
 //!   OIDC location `/<path>/.well-known/openid-configuration` (and, as some servers do,
 //!   `/.well-known/openid-configuration/<path>`).
 //! - `GET /jwks`: the current public keys, with `Cache-Control: max-age` when set.
+//! - `GET /authorize`: approves at once, as the login subject, for a client registered with
+//!   `add_client`; redirects with `code`, `state` and `iss` (RFC 9207).
 //! - `POST /introspect`, `POST /token`: client authentication by HTTP Basic (credentials
-//!   form-urlencoded, RFC 6749 §2.3.1) or by `client_id`/`client_secret` form fields.
+//!   form-urlencoded, RFC 6749 §2.3.1) or by `client_id`/`client_secret` form fields. The
+//!   token endpoint takes the `authorization_code` and `refresh_token` grants (from
+//!   registered clients only) and token exchange (from any authenticated client).
 //!
 //! Anything else is a 404, a wrong method a 405, and everything is a 503 while down.
 
@@ -25,7 +30,7 @@ use base64::Engine;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response};
-use ring::rand::SystemRandom;
+use ring::rand::{SecureRandom, SystemRandom};
 use ring::signature::{self, EcdsaKeyPair, Ed25519KeyPair, KeyPair, RsaEncoding, RsaKeyPair};
 use serde_json::{json, Value};
 
@@ -144,6 +149,42 @@ impl SigningKey {
 /// Client authentication as seen: ("basic" | "post", client_id, client_secret).
 type ClientAuth = (String, String, String);
 
+/// The subject `/authorize` logs in until `set_login_subject`.
+const DEFAULT_SUBJECT: &str = "user-1";
+
+/// `/authorize` parameters that may appear at most once (RFC 6749 §3.1).
+const SINGLE: [&str; 7] = [
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "state",
+    "scope",
+    "code_challenge",
+    "code_challenge_method",
+];
+
+/// A client registered with `add_client`.
+struct Client {
+    secret: String,
+    redirect_uri: String,
+}
+
+/// What an authorization code or a refresh token stands for.
+#[derive(Clone)]
+struct Grant {
+    client_id: String,
+    sub: String,
+    aud: String,
+    scope: String,
+}
+
+/// An authorization code not yet redeemed.
+struct PendingCode {
+    grant: Grant,
+    redirect_uri: String,
+    code_challenge: String,
+}
+
 #[derive(Default)]
 struct State {
     keys: HashMap<Alg, SigningKey>,
@@ -157,6 +198,36 @@ struct State {
     token_requests: usize,
     last_client_auth: Option<ClientAuth>,
     last_token_form: Vec<(String, String)>,
+    clients: HashMap<String, Client>,
+    /// `None`: `DEFAULT_SUBJECT`.
+    login_subject: Option<String>,
+    authorize_error: Option<String>,
+    authorize_requests: usize,
+    last_authorize_params: Vec<(String, String)>,
+    codes: HashMap<String, PendingCode>,
+    refresh_tokens: HashMap<String, Grant>,
+    refresh_issued: usize,
+}
+
+impl State {
+    /// The current key of `alg`, made now if it has none yet.
+    fn key(&mut self, alg: Alg) -> &SigningKey {
+        self.keys
+            .entry(alg)
+            .or_insert_with(|| SigningKey::new(alg, 0))
+    }
+
+    /// Signs `claims` with the current key of `alg` (header `alg`, `typ: JWT`, `kid`).
+    fn sign(&mut self, alg: Alg, claims: &Value) -> String {
+        let header = json!({"alg": name(alg), "typ": "JWT", "kid": self.key(alg).kid});
+        self.sign_with_header(alg, &header, claims)
+    }
+
+    fn sign_with_header(&mut self, alg: Alg, header: &Value, claims: &Value) -> String {
+        let input = format!("{}.{}", b64json(header), b64json(claims));
+        let sig = self.key(alg).sign(input.as_bytes());
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
 }
 
 /// A running test IdP on 127.0.0.1; it stops when dropped.
@@ -217,28 +288,15 @@ impl Idp {
         self.state.lock().unwrap()
     }
 
-    /// Runs `f` on the current key of `alg`, made now if it has none yet.
-    fn with_key<T>(&self, alg: Alg, f: impl FnOnce(&SigningKey) -> T) -> T {
-        let mut state = self.state();
-        f(state
-            .keys
-            .entry(alg)
-            .or_insert_with(|| SigningKey::new(alg, 0)))
-    }
-
     /// Signs `claims` with the current key of `alg` (header `alg`, `typ: JWT`, `kid`).
     pub fn sign(&self, alg: Alg, claims: &Value) -> String {
-        let kid = self.with_key(alg, |k| k.kid.clone());
-        let header = json!({"alg": name(alg), "typ": "JWT", "kid": kid});
-        self.sign_with_header(alg, &header, claims)
+        self.state().sign(alg, claims)
     }
 
     /// Any header (for attacks: `alg: none`, `jku`, an embedded `jwk`, an unknown `kid`…),
     /// signed with the current key of `alg`.
     pub fn sign_with_header(&self, alg: Alg, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64json(header), b64json(claims));
-        let sig = self.with_key(alg, |k| k.sign(input.as_bytes()));
-        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+        self.state().sign_with_header(alg, header, claims)
     }
 
     /// HS256 with `secret` (the "HMAC keyed with the public key" attack).
@@ -251,19 +309,12 @@ impl Idp {
 
     /// Valid claims for `aud` and `sub`, good for five minutes, with an empty `scope`.
     pub fn claims(&self, aud: &str, sub: &str) -> Value {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
-        json!({
-            "iss": self.issuer(), "aud": aud, "sub": sub,
-            "exp": now + 300, "iat": now, "nbf": now, "scope": "",
-        })
+        claims(&self.issuer(), aud, sub)
     }
 
     /// The current public key of `alg` as a JWK (with `kid`, `alg` and `use: sig`).
     pub fn public_jwk(&self, alg: Alg) -> Value {
-        self.with_key(alg, SigningKey::jwk)
+        self.state().key(alg).jwk()
     }
 
     /// A fresh key for `alg` with a new `kid`; the old key leaves the JWKS. RSA keys
@@ -324,6 +375,53 @@ impl Idp {
     pub fn last_token_form(&self) -> Vec<(String, String)> {
         self.state().last_token_form.clone()
     }
+
+    /// Registers (or replaces) a client for the authorization-code flow: `/authorize` wants
+    /// exactly this `redirect_uri`, the token endpoint these credentials.
+    pub fn add_client(&self, client_id: &str, secret: &str, redirect_uri: &str) {
+        let client = Client {
+            secret: secret.into(),
+            redirect_uri: redirect_uri.into(),
+        };
+        self.state().clients.insert(client_id.into(), client);
+    }
+
+    /// The `sub` that `/authorize` logs in from now on (default: "user-1").
+    pub fn set_login_subject(&self, sub: &str) {
+        self.state().login_subject = Some(sub.into());
+    }
+
+    /// `Some(error)`: `/authorize` redirects with `error` (e.g. "access_denied") instead of
+    /// a code; `None`: it approves again.
+    pub fn set_authorize_error(&self, error: Option<String>) {
+        self.state().authorize_error = error;
+    }
+
+    /// `GET /authorize` calls answered while up (valid or not).
+    pub fn authorize_requests(&self) -> usize {
+        self.state().authorize_requests
+    }
+
+    /// The query parameters of the last `GET /authorize`, decoded, in order.
+    pub fn last_authorize_params(&self) -> Vec<(String, String)> {
+        self.state().last_authorize_params.clone()
+    }
+}
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// Valid claims for `aud` and `sub`, good for five minutes, with an empty `scope`.
+fn claims(issuer: &str, aud: &str, sub: &str) -> Value {
+    let now = now();
+    json!({
+        "iss": issuer, "aud": aud, "sub": sub,
+        "exp": now + 300, "iat": now, "nbf": now, "scope": "",
+    })
 }
 
 fn b64json(v: &Value) -> String {
@@ -396,6 +494,7 @@ enum Endpoint {
     Jwks,
     Introspect,
     Token,
+    Authorize,
 }
 
 async fn handle(
@@ -424,17 +523,19 @@ async fn handle(
         "/jwks" => Endpoint::Jwks,
         "/introspect" => Endpoint::Introspect,
         "/token" => Endpoint::Token,
+        "/authorize" => Endpoint::Authorize,
         p if discovery.iter().any(|d| d == p) => Endpoint::Discovery,
         _ => return Ok(reply(404, json!({"error": "not_found"}))),
     };
     let method = match endpoint {
-        Endpoint::Discovery | Endpoint::Jwks => Method::GET,
+        Endpoint::Discovery | Endpoint::Jwks | Endpoint::Authorize => Method::GET,
         Endpoint::Introspect | Endpoint::Token => Method::POST,
     };
     if parts.method != method {
         return Ok(reply(405, json!({"error": "method_not_allowed"})));
     }
     let origin = format!("http://{addr}");
+    let real_issuer = format!("{origin}{issuer_path}");
     let form: Vec<(String, String)> = url::form_urlencoded::parse(&body).into_owned().collect();
     let authorization = parts
         .headers
@@ -444,8 +545,7 @@ async fn handle(
     let response = match endpoint {
         Endpoint::Discovery => {
             s.discovery_fetches += 1;
-            let real = format!("{origin}{issuer_path}");
-            let issuer = s.metadata_issuer.clone().unwrap_or(real);
+            let issuer = s.metadata_issuer.clone().unwrap_or(real_issuer);
             reply(
                 200,
                 json!({
@@ -454,8 +554,13 @@ async fn handle(
                     "token_endpoint": format!("{origin}/token"),
                     "introspection_endpoint": format!("{origin}/introspect"),
                     "authorization_endpoint": format!("{origin}/authorize"),
-                    "grant_types_supported": ["authorization_code", TOKEN_EXCHANGE],
+                    "grant_types_supported":
+                        ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
                     "response_types_supported": ["code"],
+                    "code_challenge_methods_supported": ["S256"],
+                    "authorization_response_iss_parameter_supported": true,
+                    "token_endpoint_auth_methods_supported":
+                        ["client_secret_basic", "client_secret_post"],
                 }),
             )
         }
@@ -477,18 +582,204 @@ async fn handle(
                 return Ok(reply(400, json!({"error": "invalid_request"})));
             };
             s.last_client_auth = client.clone();
-            if client.is_none() {
-                reply(401, json!({"error": "invalid_client"}))
-            } else if token_call {
-                exchange(&form, s.token_requests)
-            } else {
-                let token = field(&form, "token").unwrap_or_default();
-                let answer = s.opaque.get(token).cloned();
-                reply(200, answer.unwrap_or(json!({"active": false})))
+            match client {
+                None => reply(401, json!({"error": "invalid_client"})),
+                Some(client) if token_call => match field(&form, "grant_type") {
+                    Some("authorization_code") => code_grant(&mut s, &client, &form, &real_issuer),
+                    Some("refresh_token") => refresh_grant(&mut s, &client, &form, &real_issuer),
+                    _ => exchange(&form, s.token_requests),
+                },
+                Some(_) => {
+                    let token = field(&form, "token").unwrap_or_default();
+                    let answer = s.opaque.get(token).cloned();
+                    reply(200, answer.unwrap_or(json!({"active": false})))
+                }
             }
+        }
+        Endpoint::Authorize => {
+            let query = parts.uri.query().unwrap_or_default();
+            let params = url::form_urlencoded::parse(query.as_bytes()).into_owned();
+            authorize(&mut s, params.collect(), &real_issuer)
         }
     };
     Ok(response)
+}
+
+fn error(status: u16, error: &str) -> Response<Body> {
+    reply(status, json!({ "error": error }))
+}
+
+/// 16 random bytes, base64url.
+fn random_token() -> String {
+    let mut bytes = [0u8; 16];
+    SystemRandom::new().fill(&mut bytes).unwrap();
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// `GET /authorize`: 400 `invalid_client` (no redirect) unless `client_id` and
+/// `redirect_uri` are a registered pair; 400 `invalid_request` without `response_type=code`
+/// and an S256 `code_challenge`, or with a parameter of `SINGLE` repeated. Otherwise a 302
+/// to `redirect_uri` with a fresh one-time `code` (or the error set), `state` if given and
+/// `iss`. The token's `aud` is `audience`, else `resource`, else the client's id.
+fn authorize(s: &mut State, params: Vec<(String, String)>, issuer: &str) -> Response<Body> {
+    s.authorize_requests += 1;
+    s.last_authorize_params = params.clone();
+    let param = |key| field(&params, key);
+    let (Some(client_id), Some(redirect_uri)) = (param("client_id"), param("redirect_uri")) else {
+        return error(400, "invalid_client");
+    };
+    let registered = s.clients.get(client_id);
+    if registered.is_none_or(|c| c.redirect_uri != redirect_uri) {
+        return error(400, "invalid_client");
+    }
+    let repeated = SINGLE
+        .iter()
+        .any(|key| params.iter().filter(|(k, _)| k == key).count() > 1);
+    let code_challenge = param("code_challenge").unwrap_or_default();
+    if repeated
+        || param("response_type") != Some("code")
+        || param("code_challenge_method") != Some("S256")
+        || code_challenge.is_empty()
+    {
+        return error(400, "invalid_request");
+    }
+    let Ok(mut location) = url::Url::parse(redirect_uri) else {
+        return error(400, "invalid_request");
+    };
+    {
+        let mut query = location.query_pairs_mut();
+        match &s.authorize_error {
+            Some(e) => query.append_pair("error", e),
+            None => {
+                let code = random_token();
+                let grant = Grant {
+                    client_id: client_id.into(),
+                    sub: (s.login_subject.as_deref())
+                        .unwrap_or(DEFAULT_SUBJECT)
+                        .into(),
+                    aud: (param("audience").or(param("resource")))
+                        .unwrap_or(client_id)
+                        .into(),
+                    scope: param("scope").unwrap_or_default().into(),
+                };
+                let pending = PendingCode {
+                    grant,
+                    redirect_uri: redirect_uri.into(),
+                    code_challenge: code_challenge.into(),
+                };
+                s.codes.insert(code.clone(), pending);
+                query.append_pair("code", &code)
+            }
+        };
+        if let Some(state) = param("state") {
+            query.append_pair("state", state);
+        }
+        query.append_pair("iss", issuer);
+    }
+    Response::builder()
+        .status(302)
+        .header("location", location.as_str())
+        .body(Full::new(bytes::Bytes::new()).boxed())
+        .unwrap_or_else(|_| error(400, "invalid_request"))
+}
+
+/// The client's id if `client` authenticates a client registered with `add_client` (and a
+/// `client_id` form field, if any, names the same client).
+fn registered<'a>(s: &State, client: &'a ClientAuth, form: &[(String, String)]) -> Option<&'a str> {
+    let (_, id, secret) = client;
+    let known = s.clients.get(id).is_some_and(|c| c.secret == *secret);
+    let same = field(form, "client_id").is_none_or(|f| f == id);
+    (known && same).then_some(id.as_str())
+}
+
+/// RFC 7636 §4.1: 43 to 128 characters, unreserved only.
+fn verifier_syntax_ok(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-._~".contains(&b))
+}
+
+/// The `authorization_code` grant: 401 `invalid_client` unless a registered client
+/// authenticates; 400 `invalid_grant` unless the code was issued to it, is unused, and comes
+/// with the same `redirect_uri` and a well-formed `code_verifier` matching the challenge.
+/// Codes are one-time: its client's first attempt spends a code, whatever the outcome.
+fn code_grant(
+    s: &mut State,
+    client: &ClientAuth,
+    form: &[(String, String)],
+    issuer: &str,
+) -> Response<Body> {
+    let Some(client_id) = registered(s, client, form) else {
+        return error(401, "invalid_client");
+    };
+    let code = field(form, "code").unwrap_or_default();
+    let pending = match s.codes.remove(code) {
+        Some(p) if p.grant.client_id == client_id => p,
+        Some(p) => {
+            // Another client's code: refused, and not spent.
+            s.codes.insert(code.into(), p);
+            return error(400, "invalid_grant");
+        }
+        None => return error(400, "invalid_grant"),
+    };
+    let verifier = field(form, "code_verifier").unwrap_or_default();
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    if field(form, "redirect_uri") != Some(pending.redirect_uri.as_str())
+        || !verifier_syntax_ok(verifier)
+        || URL_SAFE_NO_PAD.encode(digest) != pending.code_challenge
+    {
+        return error(400, "invalid_grant");
+    }
+    issue(s, pending.grant, issuer)
+}
+
+/// The `refresh_token` grant: 401 `invalid_client` unless a registered client
+/// authenticates; 400 `invalid_grant` unless the token was issued to it and is unused.
+/// Refresh tokens rotate: each use spends the token and issues the next.
+fn refresh_grant(
+    s: &mut State,
+    client: &ClientAuth,
+    form: &[(String, String)],
+    issuer: &str,
+) -> Response<Body> {
+    let Some(client_id) = registered(s, client, form) else {
+        return error(401, "invalid_client");
+    };
+    let token = field(form, "refresh_token").unwrap_or_default();
+    match s.refresh_tokens.remove(token) {
+        Some(grant) if grant.client_id == client_id => issue(s, grant, issuer),
+        Some(grant) => {
+            // Another client's token: refused, and not spent.
+            s.refresh_tokens.insert(token.into(), grant);
+            error(400, "invalid_grant")
+        }
+        None => error(400, "invalid_grant"),
+    }
+}
+
+/// A fresh RS256 access token for `grant`, good for five minutes, and the next refresh token
+/// (`rt-<n>`).
+fn issue(s: &mut State, grant: Grant, issuer: &str) -> Response<Body> {
+    let mut claims = claims(issuer, &grant.aud, &grant.sub);
+    claims["scope"] = json!(grant.scope);
+    claims["email"] = json!(format!("{}@example.test", grant.sub));
+    claims["email_verified"] = json!(true);
+    let access_token = s.sign(Alg::RS256, &claims);
+    s.refresh_issued += 1;
+    let refresh_token = format!("rt-{}", s.refresh_issued);
+    let scope = grant.scope.clone();
+    s.refresh_tokens.insert(refresh_token.clone(), grant);
+    reply(
+        200,
+        json!({
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "refresh_token": refresh_token,
+            "scope": scope,
+        }),
+    )
 }
 
 /// An RFC 8693 token exchange: `exchanged-<n>-<first 8 hex digits of sha256(subject)>`;

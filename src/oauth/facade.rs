@@ -1,0 +1,916 @@
+//! Broker mode: the gateway is the route's OAuth authorization server, a facade over the
+//! IdP. Clients register here (a sealed record, no state), authorize here (a consent page),
+//! and get codes and tokens here; the gateway goes to the IdP as its one static client, with
+//! its own callback, PKCE pair and sealed `state`. Nothing is stored but a bounded set of
+//! used codes (replay protection on this process).
+
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{ACCESS_CONTROL_ALLOW_ORIGIN, AUTHORIZATION, COOKIE};
+use http::{HeaderName, HeaderValue, Method};
+use log::warn;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::consent;
+use super::metadata::resource_url;
+use super::seal::{Purpose, Sealer};
+use crate::auth::cache::{digest, SlotCache};
+use crate::auth::provider::{IdpError, Provider};
+use crate::auth::unix_now;
+use crate::config::{BearerAuth, Route};
+use crate::respond;
+
+/// Form and JSON bodies larger than this get 413.
+const MAX_BODY: usize = 16 * 1024;
+/// Lifetimes of what the gateway seals, in seconds.
+const CONSENT_TTL: u64 = 600;
+const STATE_TTL: u64 = 600;
+const CODE_TTL: u64 = 60;
+/// Used codes remembered (each until it would have expired anyway).
+const USED_CODES: usize = 65_536;
+
+/// A route's facade, compiled once per snapshot.
+pub struct Facade {
+    /// The route's issuer on the gateway: its resource URL.
+    pub issuer: String,
+    endpoint_base: String,
+    callback: String,
+    /// The RFC 8414 document, rendered once.
+    pub metadata: Bytes,
+    /// The cookie name: `__Host-` and `Secure` when the gateway is reached over https.
+    cookie: &'static str,
+    secure: bool,
+    route: String,
+}
+
+/// A client registration, sealed into its `client_id`.
+#[derive(Serialize, Deserialize)]
+struct Client {
+    /// The route it registered on: a client of one route is nobody on another.
+    r: String,
+    /// Redirect URIs, matched exactly.
+    u: Vec<String>,
+    n: Option<String>,
+    /// `none`, `client_secret_post` or `client_secret_basic`.
+    m: String,
+}
+
+/// What the client asked `/authorize` for, carried through consent, the IdP and the code.
+#[derive(Serialize, Deserialize, Clone)]
+struct AuthRequest {
+    client_id: String,
+    redirect_uri: String,
+    code_challenge: String,
+    state: Option<String>,
+    scope: Option<String>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Consent {
+    q: AuthRequest,
+    /// Must equal the consent cookie: the form was posted by the browser that got it.
+    csrf: String,
+    exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct BrokerState {
+    q: AuthRequest,
+    route: String,
+    /// The gateway's PKCE verifier for the IdP.
+    verifier: String,
+    exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Code {
+    q: AuthRequest,
+    route: String,
+    /// The IdP's token answer.
+    tokens: Map<String, Value>,
+    exp: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Refresh {
+    client_id: String,
+    route: String,
+    token: String,
+}
+
+impl Facade {
+    pub fn new(public_url: &str, route: &Route, auth: &BearerAuth) -> Facade {
+        let issuer = resource_url(public_url, route);
+        let base = format!("{issuer}/oauth");
+        let metadata = json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{base}/authorize"),
+            "token_endpoint": format!("{base}/token"),
+            "registration_endpoint": format!("{base}/register"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+            "scopes_supported": auth.scopes,
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": false,
+        });
+        let secure = public_url.starts_with("https://");
+        Facade {
+            callback: format!("{base}/callback"),
+            endpoint_base: base,
+            issuer,
+            metadata: Bytes::from(metadata.to_string()),
+            cookie: if secure {
+                "__Host-mcpgate-consent"
+            } else {
+                "mcpgate-consent"
+            },
+            secure,
+            route: route.name.clone(),
+        }
+    }
+}
+
+/// Per-process state of all facades: codes already redeemed.
+pub struct UsedCodes(SlotCache<()>);
+
+impl Default for UsedCodes {
+    fn default() -> Self {
+        UsedCodes(SlotCache::new(USED_CODES))
+    }
+}
+
+/// The endpoint a path under the route names, if the facade answers it.
+pub fn endpoint(rest: &str) -> Option<&'static str> {
+    Some(match rest {
+        "/oauth/register" => "register",
+        "/oauth/authorize" => "authorize",
+        "/oauth/callback" => "callback",
+        "/oauth/token" => "token",
+        "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
+            "metadata"
+        }
+        _ => return None,
+    })
+}
+
+/// Everything a facade request needs.
+pub struct Broker<'a> {
+    pub facade: &'a Facade,
+    pub provider: &'a Arc<Provider>,
+    pub sealer: &'a Sealer,
+    pub used_codes: &'a UsedCodes,
+    pub auth: &'a BearerAuth,
+}
+
+impl Broker<'_> {
+    pub async fn serve(&self, session: &mut Session, endpoint: &str) -> Result<bool> {
+        let method = session.req_header().method.clone();
+        if method == Method::OPTIONS && endpoint != "authorize" {
+            let headers = cors_open();
+            return respond::send(session, 204, Bytes::new(), &headers).await;
+        }
+        match (endpoint, method) {
+            ("metadata", Method::GET) => {
+                respond::document(session, self.facade.metadata.clone()).await
+            }
+            ("register", Method::POST) => self.register(session).await,
+            ("authorize", Method::GET) => self.authorize(session).await,
+            ("authorize", Method::POST) => self.decide(session).await,
+            ("callback", Method::GET) => self.callback(session).await,
+            ("token", Method::POST) => self.token(session).await,
+            _ => {
+                let body = error_json!("invalid_request", "method not allowed here");
+                respond::error(session, 405, body).await
+            }
+        }
+    }
+
+    /// RFC 7591, stateless: the `client_id` is the sealed registration. Any scope and auth
+    /// method a client sends is accepted; `redirect_uris` are echoed.
+    async fn register(&self, session: &mut Session) -> Result<bool> {
+        let Some(body) = respond::read_body(session, MAX_BODY).await? else {
+            return json_error(
+                session,
+                413,
+                "invalid_client_metadata",
+                "the request is too large",
+            )
+            .await;
+        };
+        let Ok(mut meta) = serde_json::from_slice::<Map<String, Value>>(&body) else {
+            return json_error(
+                session,
+                400,
+                "invalid_client_metadata",
+                "the body is not a JSON object",
+            )
+            .await;
+        };
+        let uris: Vec<String> = match meta.get("redirect_uris").and_then(Value::as_array) {
+            Some(list) if !list.is_empty() => list
+                .iter()
+                .filter_map(|v| v.as_str().map(String::from))
+                .collect(),
+            _ => {
+                return json_error(
+                    session,
+                    400,
+                    "invalid_redirect_uri",
+                    "redirect_uris is required",
+                )
+                .await
+            }
+        };
+        if let Some(bad) = uris.iter().find(|u| !acceptable_redirect(u)) {
+            warn!(
+                "route {}: registration refused redirect URI {bad:?}",
+                self.facade.route
+            );
+            return json_error(
+                session,
+                400,
+                "invalid_redirect_uri",
+                "redirect URIs must be https, or http on loopback, without a fragment",
+            )
+            .await;
+        }
+        let method: &'static str = match meta.get("token_endpoint_auth_method").and_then(Value::as_str) {
+            None => "client_secret_basic",
+            Some("none") => "none",
+            Some("client_secret_post") => "client_secret_post",
+            Some("client_secret_basic") => "client_secret_basic",
+            Some(_) => return json_error(session, 400, "invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic").await,
+        };
+        let client = Client {
+            r: self.facade.route.clone(),
+            u: uris,
+            n: meta
+                .get("client_name")
+                .and_then(Value::as_str)
+                .map(String::from),
+            m: method.to_string(),
+        };
+        let client_id = self.sealer.seal_deterministic(Purpose::Client, &client);
+        meta.insert("client_id".into(), client_id.clone().into());
+        meta.insert("client_id_issued_at".into(), unix_now().into());
+        meta.insert("token_endpoint_auth_method".into(), method.into());
+        meta.entry("grant_types")
+            .or_insert(json!(["authorization_code", "refresh_token"]));
+        meta.entry("response_types").or_insert(json!(["code"]));
+        if method != "none" {
+            meta.insert(
+                "client_secret".into(),
+                self.sealer.derive_secret(&client_id).into(),
+            );
+            meta.insert("client_secret_expires_at".into(), 0.into());
+        }
+        let body = Bytes::from(Value::Object(meta).to_string());
+        respond::send(session, 201, body, &cors_open()).await
+    }
+
+    /// Checks the request; then the consent page. Until the client and its redirect URI are
+    /// known good, errors are shown, never redirected.
+    async fn authorize(&self, session: &mut Session) -> Result<bool> {
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        let params = Params::parse(query.as_bytes());
+        let Some(client_id) = params.get("client_id") else {
+            return self
+                .error_page(session, "The request names no client.")
+                .await;
+        };
+        let Some(client) = self.client(client_id) else {
+            return self
+                .error_page(session, "This client is not registered here.")
+                .await;
+        };
+        let Some(redirect_uri) = params
+            .get("redirect_uri")
+            .filter(|u| client.u.iter().any(|r| r == u))
+        else {
+            return self
+                .error_page(
+                    session,
+                    "The redirect URI is not one this client registered.",
+                )
+                .await;
+        };
+        let state = params.get("state");
+        let fail = |code: &str, description: &str| {
+            self.client_redirect(
+                redirect_uri,
+                &[("error", code), ("error_description", description)],
+                state,
+            )
+        };
+        if params.get("response_type") != Some("code") {
+            return respond::redirect(
+                session,
+                &fail("unsupported_response_type", "only response_type=code"),
+            )
+            .await;
+        }
+        let challenge = params
+            .get("code_challenge")
+            .filter(|c| (43..=128).contains(&c.len()));
+        let Some(challenge) =
+            challenge.filter(|_| params.get("code_challenge_method") == Some("S256"))
+        else {
+            return respond::redirect(
+                session,
+                &fail(
+                    "invalid_request",
+                    "PKCE with code_challenge_method=S256 is required",
+                ),
+            )
+            .await;
+        };
+        if let Some(resource) = params.get("resource") {
+            if resource.trim_end_matches('/') != self.facade.issuer {
+                return respond::redirect(
+                    session,
+                    &fail("invalid_target", "the resource is not this server"),
+                )
+                .await;
+            }
+        }
+        let request = AuthRequest {
+            client_id: client_id.to_string(),
+            redirect_uri: redirect_uri.to_string(),
+            code_challenge: challenge.to_string(),
+            state: state.map(String::from),
+            scope: params.get("scope").map(String::from),
+        };
+        let csrf = random_token();
+        let consent = self.sealer.seal(
+            Purpose::Consent,
+            &Consent {
+                q: request.clone(),
+                csrf: csrf.clone(),
+                exp: unix_now() + CONSENT_TTL,
+            },
+        );
+        let page = consent::page(&consent::Details {
+            client_name: client.n.as_deref(),
+            redirect_uri,
+            scope: request.scope.as_deref(),
+            resource: &self.facade.issuer,
+            action: &format!("{}/authorize", self.facade.endpoint_base),
+            consent: &consent,
+        });
+        let cookie = format!(
+            "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{}",
+            self.facade.cookie,
+            if self.facade.secure { "; Secure" } else { "" }
+        );
+        respond::html(session, 200, page, Some(&cookie)).await
+    }
+
+    /// The consent form's answer: deny goes back to the client, approve on to the IdP.
+    async fn decide(&self, session: &mut Session) -> Result<bool> {
+        let cookie = cookie_value(session.req_header(), self.facade.cookie).map(str::to_string);
+        let Some(body) = respond::read_body(session, MAX_BODY).await? else {
+            return self.error_page(session, "The form is too large.").await;
+        };
+        let form = Params::parse(&body);
+        let consent: Option<Consent> = form
+            .get("consent")
+            .and_then(|c| self.sealer.open(Purpose::Consent, c));
+        let Some(consent) = consent.filter(|c| c.exp > unix_now()) else {
+            return self.error_page(session, "This consent form is invalid or has expired. Start again from your application.").await;
+        };
+        let csrf_ok =
+            cookie.is_some_and(|c| constant_time_eq(c.as_bytes(), consent.csrf.as_bytes()));
+        if !csrf_ok {
+            return self
+                .error_page(
+                    session,
+                    "This consent form was not sent by the browser it was shown to.",
+                )
+                .await;
+        }
+        let q = consent.q;
+        if form.get("decision") != Some("approve") {
+            let to = self.client_redirect(
+                &q.redirect_uri,
+                &[
+                    ("error", "access_denied"),
+                    ("error_description", "the user declined"),
+                ],
+                q.state.as_deref(),
+            );
+            return respond::redirect(session, &to).await;
+        }
+        let Some(authorize) = self.provider.authorization_endpoint() else {
+            return self
+                .error_page(
+                    session,
+                    "The identity provider is not reachable yet. Try again shortly.",
+                )
+                .await;
+        };
+        let verifier = random_token();
+        let challenge = s256(&verifier);
+        let scope = q
+            .scope
+            .clone()
+            .unwrap_or_else(|| self.auth.scopes.join(" "));
+        let state = self.sealer.seal(
+            Purpose::State,
+            &BrokerState {
+                q,
+                route: self.facade.route.clone(),
+                verifier,
+                exp: unix_now() + STATE_TTL,
+            },
+        );
+        let location = self.idp_authorize_url(&authorize, &state, &challenge, &scope);
+        respond::redirect(session, &location).await
+    }
+
+    /// The IdP's authorize URL for the gateway's own client.
+    fn idp_authorize_url(
+        &self,
+        authorize: &str,
+        state: &str,
+        challenge: &str,
+        scope: &str,
+    ) -> String {
+        let c = &self.provider.config;
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        query.append_pair("response_type", "code");
+        query.append_pair("client_id", c.client_id.as_deref().unwrap_or_default());
+        query.append_pair("redirect_uri", &self.facade.callback);
+        query.append_pair("state", state);
+        query.append_pair("code_challenge", challenge);
+        query.append_pair("code_challenge_method", "S256");
+        if !scope.is_empty() {
+            query.append_pair("scope", scope);
+        }
+        for (name, value) in [("audience", &c.audience), ("resource", &c.resource)] {
+            if let Some(v) = value {
+                query.append_pair(name, v);
+            }
+        }
+        let separator = if authorize.contains('?') { '&' } else { '?' };
+        format!("{authorize}{separator}{}", query.finish())
+    }
+
+    /// The IdP sends the user back: check its `state` and `iss`, redeem its code with the
+    /// gateway's credentials, and send the client its own one-time code.
+    async fn callback(&self, session: &mut Session) -> Result<bool> {
+        let query = session.req_header().uri.query().unwrap_or("").to_string();
+        let params = Params::parse(query.as_bytes());
+        let state: Option<BrokerState> = params
+            .get("state")
+            .and_then(|s| self.sealer.open(Purpose::State, s));
+        let Some(state) = state.filter(|s| s.exp > unix_now() && s.route == self.facade.route)
+        else {
+            return self.error_page(session, "The sign-in came back with an invalid or expired state. Start again from your application.").await;
+        };
+        let q = &state.q;
+        let back = |pairs: &[(&str, &str)]| {
+            self.client_redirect(&q.redirect_uri, pairs, q.state.as_deref())
+        };
+        // RFC 9207: a response from another issuer is a mix-up attack.
+        if params
+            .get("iss")
+            .is_some_and(|iss| iss != self.provider.config.issuer)
+        {
+            warn!("route {}: callback from another issuer", self.facade.route);
+            return respond::redirect(
+                session,
+                &back(&[
+                    ("error", "access_denied"),
+                    (
+                        "error_description",
+                        "the identity provider's answer came from another issuer",
+                    ),
+                ]),
+            )
+            .await;
+        }
+        if let Some(error) = params.get("error") {
+            let code = match error {
+                "access_denied" | "invalid_scope" | "temporarily_unavailable" | "server_error" => {
+                    error
+                }
+                _ => "access_denied",
+            };
+            return respond::redirect(
+                session,
+                &back(&[
+                    ("error", code),
+                    (
+                        "error_description",
+                        "the identity provider refused the sign-in",
+                    ),
+                ]),
+            )
+            .await;
+        }
+        let Some(code) = params.get("code") else {
+            return respond::redirect(
+                session,
+                &back(&[
+                    ("error", "server_error"),
+                    ("error_description", "the identity provider sent no code"),
+                ]),
+            )
+            .await;
+        };
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", self.facade.callback.as_str()),
+            ("code_verifier", state.verifier.as_str()),
+        ];
+        if let Some(resource) = &self.provider.config.resource {
+            form.push(("resource", resource));
+        }
+        let tokens = match self.provider.token_grant(&form).await {
+            Ok(tokens) if tokens.get("access_token").is_some_and(Value::is_string) => tokens,
+            Ok(_) => {
+                warn!(
+                    "route {}: the IdP's token answer has no access_token",
+                    self.facade.route
+                );
+                return respond::redirect(
+                    session,
+                    &back(&[
+                        ("error", "server_error"),
+                        ("error_description", "the identity provider sent no token"),
+                    ]),
+                )
+                .await;
+            }
+            Err(e) => {
+                warn!(
+                    "route {}: code exchange at the IdP failed: {e}",
+                    self.facade.route
+                );
+                return respond::redirect(
+                    session,
+                    &back(&[
+                        ("error", "server_error"),
+                        (
+                            "error_description",
+                            "the code exchange with the identity provider failed",
+                        ),
+                    ]),
+                )
+                .await;
+            }
+        };
+        let ours = self.sealer.seal(
+            Purpose::Code,
+            &Code {
+                q: q.clone(),
+                route: self.facade.route.clone(),
+                tokens,
+                exp: unix_now() + CODE_TTL,
+            },
+        );
+        respond::redirect(session, &back(&[("code", &ours)])).await
+    }
+
+    async fn token(&self, session: &mut Session) -> Result<bool> {
+        let basic = basic_credentials(session.req_header());
+        let Some(body) = respond::read_body(session, MAX_BODY).await? else {
+            return json_error(session, 413, "invalid_request", "the request is too large").await;
+        };
+        let form = Params::parse(&body);
+        let (client_id, secret) = match (&basic, form.get("client_id")) {
+            (Some((id, secret)), _) => (Some(id.as_str()), Some(secret.as_str())),
+            (None, id) => (id, form.get("client_secret")),
+        };
+        let Some(client_id) = client_id.filter(|id| self.authenticate(id, secret, basic.is_some()))
+        else {
+            return json_error(
+                session,
+                401,
+                "invalid_client",
+                "client authentication failed",
+            )
+            .await;
+        };
+        match form.get("grant_type") {
+            Some("authorization_code") => self.redeem(session, &form, client_id).await,
+            Some("refresh_token") => self.refresh(session, &form, client_id).await,
+            _ => {
+                json_error(
+                    session,
+                    400,
+                    "unsupported_grant_type",
+                    "authorization_code or refresh_token",
+                )
+                .await
+            }
+        }
+    }
+
+    async fn redeem(&self, session: &mut Session, form: &Params, client_id: &str) -> Result<bool> {
+        let invalid = "the code is invalid, expired, already used, or not for this client";
+        let now = unix_now();
+        let sealed = form.get("code").unwrap_or_default();
+        let code: Option<Code> = self.sealer.open(Purpose::Code, sealed);
+        let Some(code) = code.filter(|c| c.exp > now && c.route == self.facade.route) else {
+            return json_error(session, 400, "invalid_grant", invalid).await;
+        };
+        let q = &code.q;
+        let verifier = form.get("code_verifier").unwrap_or_default();
+        let bound = q.client_id == client_id
+            && form.get("redirect_uri") == Some(q.redirect_uri.as_str())
+            && constant_time_eq(s256(verifier).as_bytes(), q.code_challenge.as_bytes());
+        if !bound {
+            return json_error(session, 400, "invalid_grant", invalid).await;
+        }
+        let key = digest(sealed.as_bytes());
+        if self.used_codes.0.get(&key, now).is_some() {
+            warn!("route {}: a code was presented twice", self.facade.route);
+            return json_error(session, 400, "invalid_grant", invalid).await;
+        }
+        self.used_codes.0.insert(key, code.exp, now, ());
+        self.tokens(session, code.tokens, client_id).await
+    }
+
+    async fn refresh(&self, session: &mut Session, form: &Params, client_id: &str) -> Result<bool> {
+        let sealed = form.get("refresh_token").unwrap_or_default();
+        let refresh: Option<Refresh> = self.sealer.open(Purpose::Refresh, sealed);
+        let Some(refresh) =
+            refresh.filter(|r| r.client_id == client_id && r.route == self.facade.route)
+        else {
+            return json_error(
+                session,
+                400,
+                "invalid_grant",
+                "the refresh token is invalid or not for this client",
+            )
+            .await;
+        };
+        let mut grant = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.token.as_str()),
+        ];
+        if let Some(scope) = form.get("scope") {
+            grant.push(("scope", scope));
+        }
+        match self.provider.token_grant(&grant).await {
+            Ok(mut tokens) => {
+                // Without rotation at the IdP, the old refresh token stays the one to use.
+                tokens
+                    .entry("refresh_token")
+                    .or_insert(refresh.token.into());
+                self.tokens(session, tokens, client_id).await
+            }
+            Err(IdpError::Refused(code)) => {
+                let code = if code == "invalid_grant" {
+                    "invalid_grant"
+                } else {
+                    "invalid_request"
+                };
+                json_error(
+                    session,
+                    400,
+                    code,
+                    "the identity provider refused the refresh",
+                )
+                .await
+            }
+            Err(IdpError::Failed(e)) => {
+                warn!(
+                    "route {}: refresh at the IdP failed: {e}",
+                    self.facade.route
+                );
+                json_error(
+                    session,
+                    503,
+                    "temporarily_unavailable",
+                    "the identity provider cannot be reached",
+                )
+                .await
+            }
+        }
+    }
+
+    /// The token answer: the IdP's access token as it is; its refresh token sealed to this
+    /// client; its ID token (meant for the gateway) left out.
+    async fn tokens(
+        &self,
+        session: &mut Session,
+        idp: Map<String, Value>,
+        client_id: &str,
+    ) -> Result<bool> {
+        let mut answer = Map::new();
+        for key in ["access_token", "token_type", "expires_in", "scope"] {
+            if let Some(v) = idp.get(key) {
+                answer.insert(key.into(), v.clone());
+            }
+        }
+        answer.entry("token_type").or_insert("Bearer".into());
+        if let Some(token) = idp.get("refresh_token").and_then(Value::as_str) {
+            let sealed = self.sealer.seal(
+                Purpose::Refresh,
+                &Refresh {
+                    client_id: client_id.into(),
+                    route: self.facade.route.clone(),
+                    token: token.into(),
+                },
+            );
+            answer.insert("refresh_token".into(), sealed.into());
+        }
+        let body = Bytes::from(Value::Object(answer).to_string());
+        respond::send(session, 200, body, &cors_open()).await
+    }
+
+    /// A registered client of this route, authenticated as it registered.
+    fn authenticate(&self, client_id: &str, secret: Option<&str>, used_basic: bool) -> bool {
+        let Some(client) = self.client(client_id) else {
+            return false;
+        };
+        match (client.m.as_str(), secret) {
+            ("none", _) => true,
+            ("client_secret_basic", Some(s)) if used_basic => {
+                self.sealer.check_secret(client_id, s)
+            }
+            ("client_secret_post", Some(s)) if !used_basic => {
+                self.sealer.check_secret(client_id, s)
+            }
+            _ => false,
+        }
+    }
+
+    fn client(&self, client_id: &str) -> Option<Client> {
+        let client: Client = self.sealer.open(Purpose::Client, client_id)?;
+        (client.r == self.facade.route).then_some(client)
+    }
+
+    /// `redirect_uri` with `pairs`, the client's `state` and our `iss` (RFC 9207) added.
+    fn client_redirect(
+        &self,
+        redirect_uri: &str,
+        pairs: &[(&str, &str)],
+        state: Option<&str>,
+    ) -> String {
+        let mut query = url::form_urlencoded::Serializer::new(String::new());
+        for (k, v) in pairs {
+            query.append_pair(k, v);
+        }
+        if let Some(s) = state {
+            query.append_pair("state", s);
+        }
+        query.append_pair("iss", &self.facade.issuer);
+        let separator = if redirect_uri.contains('?') { '&' } else { '?' };
+        format!("{redirect_uri}{separator}{}", query.finish())
+    }
+
+    async fn error_page(&self, session: &mut Session, message: &str) -> Result<bool> {
+        respond::html(session, 400, consent::error_page(message), None).await
+    }
+}
+
+/// Query or form parameters; a repeated parameter makes the request invalid (RFC 6749 §3.1).
+pub struct Params(Vec<(String, String)>);
+
+impl Params {
+    pub fn parse(raw: &[u8]) -> Params {
+        Params(url::form_urlencoded::parse(raw).into_owned().collect())
+    }
+
+    pub fn get(&self, name: &str) -> Option<&str> {
+        let mut found = self.0.iter().filter(|(k, _)| k == name);
+        match (found.next(), found.next()) {
+            (Some((_, v)), None) if !v.is_empty() => Some(v),
+            _ => None,
+        }
+    }
+}
+
+/// https anywhere, or http on loopback (native apps, RFC 8252); no fragment.
+fn acceptable_redirect(uri: &str) -> bool {
+    let Ok(url) = url::Url::parse(uri) else {
+        return false;
+    };
+    if url.fragment().is_some() {
+        return false;
+    }
+    match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => matches!(url.host_str(), Some("localhost" | "127.0.0.1" | "[::1]")),
+        // Private-use schemes of native apps (`cursor://`, `vscode://`), not web schemes.
+        scheme => !matches!(
+            scheme,
+            "javascript" | "data" | "file" | "vbscript" | "ftp" | "ws" | "wss" | "blob"
+        ),
+    }
+}
+
+fn random_token() -> String {
+    let mut bytes = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut bytes)
+        .expect("the system's random source works");
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The PKCE S256 challenge of `verifier`.
+fn s256(verifier: &str) -> String {
+    URL_SAFE_NO_PAD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        verifier.as_bytes(),
+    ))
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+fn cookie_value<'a>(req: &'a pingora::http::RequestHeader, name: &str) -> Option<&'a str> {
+    req.headers
+        .get_all(COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .find_map(|pair| pair.trim().strip_prefix(name)?.strip_prefix('='))
+}
+
+/// `client_id` and `client_secret` from HTTP Basic (form-encoded first, RFC 6749 §2.3.1).
+fn basic_credentials(req: &pingora::http::RequestHeader) -> Option<(String, String)> {
+    let value = req.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let encoded = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(encoded.trim())
+        .ok()?;
+    let (id, secret) = std::str::from_utf8(&decoded).ok()?.split_once(':')?;
+    let unescape = |s: &str| {
+        url::form_urlencoded::parse(format!("v={s}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+    };
+    Some((unescape(id)?, unescape(secret)?))
+}
+
+fn cors_open() -> Vec<(HeaderName, HeaderValue)> {
+    let mut headers = crate::cors::preflight_headers().to_vec();
+    headers.push((ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
+    headers
+}
+
+async fn json_error(
+    session: &mut Session,
+    status: u16,
+    error: &str,
+    description: &str,
+) -> Result<bool> {
+    let body = json!({ "error": error, "error_description": description }).to_string();
+    respond::send(session, status, Bytes::from(body), &cors_open()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redirect_uris_must_be_safe() {
+        assert!(acceptable_redirect(
+            "https://claude.ai/api/mcp/auth_callback"
+        ));
+        assert!(acceptable_redirect("http://localhost:6274/oauth/callback"));
+        assert!(acceptable_redirect("http://127.0.0.1:33418/callback"));
+        assert!(acceptable_redirect(
+            "cursor://anysphere.cursor-retrieval/oauth/callback"
+        ));
+        assert!(!acceptable_redirect("http://evil.example/callback"));
+        assert!(!acceptable_redirect("https://a.example/cb#frag"));
+        assert!(!acceptable_redirect("javascript:alert(1)"));
+        assert!(!acceptable_redirect("not a url"));
+    }
+
+    #[test]
+    fn params_refuse_repeats() {
+        let p = Params::parse(b"a=1&b=2&b=3&c=");
+        assert_eq!(p.get("a"), Some("1"));
+        assert_eq!(p.get("b"), None);
+        assert_eq!(p.get("c"), None);
+    }
+
+    #[test]
+    fn pkce_s256_is_unpadded_base64url_of_sha256() {
+        // Computed independently with Python's hashlib and base64.
+        assert_eq!(
+            s256("dBjftJeZ4CKP-1qQI6u9FaMb9tBNgyIgSvAmxDeM7HOKDmCRmqj6OqrLLmC9E"),
+            "Q-9GsQ2CvvRVExheMO-o1-LYD3PltBaTDwEIibbNPZo"
+        );
+    }
+}

@@ -1,0 +1,415 @@
+//! Broker mode end to end over real sockets: discovery, stateless registration, consent,
+//! the gateway's own trip to a real IdP (the test IdP, with PKCE and client secret), its
+//! one-time code, the token and refresh grants, and the attacks the flow must refuse.
+
+mod common;
+
+use common::idp::Idp;
+use common::{Gateway, Upstream};
+use reqwest::blocking::{Client, Response};
+use serde_json::{json, Value};
+
+const API: &str = "https://api.test";
+const REDIRECT: &str = "http://127.0.0.1:9/callback";
+const VERIFIER: &str = "a-client-verifier-that-is-long-enough-for-pkce-0123456789";
+
+fn http() -> Client {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn s256(verifier: &str) -> String {
+    use base64::Engine;
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+}
+
+fn location(r: &Response) -> String {
+    r.headers()
+        .get("location")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no Location in a {} answer", r.status()))
+}
+
+fn query_param(url: &str, name: &str) -> Option<String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.into_owned())
+}
+
+struct Setup {
+    idp: Idp,
+    up: Upstream,
+    gw: Gateway,
+}
+
+fn setup() -> Setup {
+    let idp = Idp::start();
+    let up = Upstream::start();
+    let providers = format!(
+        "seal_key: {}\nproviders:\n  idp:\n    issuer: {}\n    client_id: mcpgate\n    client_secret: gw-secret\n    audience: {API}\n",
+        "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+        idp.issuer()
+    );
+    let route = format!(
+        "  - prefix: /mcp\n    upstream: {}\n    auth: {{ provider: idp, oauth: broker, scopes: [mcp:tools] }}\n",
+        up.url()
+    );
+    let gw = Gateway::start_with(&providers, &route);
+    gw.wait_ready();
+    idp.add_client("mcpgate", "gw-secret", &gw.url("/mcp/oauth/callback"));
+    Setup { idp, up, gw }
+}
+
+impl Setup {
+    fn register(&self, body: Value) -> Value {
+        let r = http()
+            .post(self.gw.url("/mcp/oauth/register"))
+            .json(&body)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        r.json().unwrap()
+    }
+
+    fn authorize_url(&self, client_id: &str, redirect: &str) -> String {
+        let mut url = url::Url::parse(&self.gw.url("/mcp/oauth/authorize")).unwrap();
+        url.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", client_id)
+            .append_pair("redirect_uri", redirect)
+            .append_pair("code_challenge", &s256(VERIFIER))
+            .append_pair("code_challenge_method", "S256")
+            .append_pair("state", "client-state")
+            .append_pair("scope", "mcp:tools");
+        url.to_string()
+    }
+
+    /// The consent page: its sealed form value and the cookie that goes with it.
+    fn consent(&self, client_id: &str) -> (String, String) {
+        let r = http()
+            .get(self.authorize_url(client_id, REDIRECT))
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert!(r.headers()["content-security-policy"]
+            .to_str()
+            .unwrap()
+            .contains("frame-ancestors 'none'"));
+        let cookie = r.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(
+            cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+            "{cookie}"
+        );
+        let cookie = cookie.split(';').next().unwrap().to_string();
+        let page = r.text().unwrap();
+        assert!(
+            page.contains("Test client") && page.contains("mcp:tools"),
+            "{page}"
+        );
+        let consent = page
+            .split(r#"name="consent" value=""#)
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .unwrap()
+            .to_string();
+        (consent, cookie)
+    }
+
+    /// Consent, the IdP and the callback: the code the client receives.
+    fn code(&self, client_id: &str) -> String {
+        let (consent, cookie) = self.consent(client_id);
+        let r = http()
+            .post(self.gw.url("/mcp/oauth/authorize"))
+            .header("Cookie", cookie)
+            .form(&[("consent", consent.as_str()), ("decision", "approve")])
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 302);
+        let to_idp = location(&r);
+        assert!(to_idp.starts_with(&self.idp.issuer()), "{to_idp}");
+        assert_eq!(
+            query_param(&to_idp, "client_id").as_deref(),
+            Some("mcpgate")
+        );
+        assert_eq!(query_param(&to_idp, "audience").as_deref(), Some(API));
+        assert_eq!(
+            query_param(&to_idp, "code_challenge_method").as_deref(),
+            Some("S256")
+        );
+        let r = http().get(&to_idp).send().unwrap();
+        let callback = location(&r);
+        assert!(
+            callback.starts_with(&self.gw.url("/mcp/oauth/callback")),
+            "{callback}"
+        );
+        let r = http().get(&callback).send().unwrap();
+        assert_eq!(r.status(), 302);
+        let back = location(&r);
+        assert!(back.starts_with(REDIRECT), "{back}");
+        assert_eq!(query_param(&back, "state").as_deref(), Some("client-state"));
+        assert_eq!(query_param(&back, "iss"), Some(self.gw.url("/mcp")));
+        query_param(&back, "code").expect("a code")
+    }
+
+    fn token(&self, form: &[(&str, &str)]) -> Response {
+        http()
+            .post(self.gw.url("/mcp/oauth/token"))
+            .form(form)
+            .send()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_client_registers_consents_gets_tokens_and_refreshes() {
+    let s = setup();
+    let gw = &s.gw;
+    // Discovery: the 401 points at the resource metadata, which points at the gateway.
+    let r = http().get(gw.url("/mcp")).send().unwrap();
+    assert_eq!(r.status(), 401);
+    let prm: Value = http()
+        .get(gw.url("/.well-known/oauth-protected-resource/mcp"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(prm["authorization_servers"], json!([gw.url("/mcp")]));
+    for path in [
+        "/.well-known/oauth-authorization-server/mcp",
+        "/.well-known/openid-configuration/mcp",
+        "/mcp/.well-known/openid-configuration",
+    ] {
+        let meta: Value = http().get(gw.url(path)).send().unwrap().json().unwrap();
+        assert_eq!(meta["issuer"], gw.url("/mcp"), "{path}");
+        assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
+        assert_eq!(meta["registration_endpoint"], gw.url("/mcp/oauth/register"));
+    }
+
+    let registration = json!({"redirect_uris": [REDIRECT], "client_name": "Test client",
+        "token_endpoint_auth_method": "none", "scope": "anything at all"});
+    let client = s.register(registration.clone());
+    assert_eq!(client["redirect_uris"], json!([REDIRECT]));
+    assert_eq!(client["scope"], "anything at all");
+    assert!(client.get("client_secret").is_none());
+    let client_id = client["client_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        s.register(registration)["client_id"],
+        client_id,
+        "registrations alike answer alike"
+    );
+
+    let code = s.code(&client_id);
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client_id.as_str()),
+    ];
+    let r = s.token(&grant);
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    let tokens: Value = r.json().unwrap();
+    let access = tokens["access_token"].as_str().unwrap().to_string();
+    assert!(tokens.get("id_token").is_none());
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    assert!(
+        !refresh.starts_with("rt-"),
+        "the IdP's refresh token is sealed"
+    );
+
+    // The token works on the route; the upstream never sees it.
+    let r = http()
+        .get(gw.url("/mcp/tools"))
+        .bearer_auth(&access)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(!s.up.last_seen().headers.contains_key("authorization"));
+
+    // One use only.
+    let r = s.token(&grant);
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
+
+    // Refresh through the gateway, with the IdP rotating its refresh token.
+    let r = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("client_id", client_id.as_str()),
+    ]);
+    assert_eq!(r.status(), 200);
+    let renewed: Value = r.json().unwrap();
+    let form = s.idp.last_token_form();
+    let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    assert_eq!(field("grant_type").as_deref(), Some("refresh_token"));
+    assert!(
+        field("refresh_token").unwrap().starts_with("rt-"),
+        "the IdP got its own token"
+    );
+    let auth = s.idp.last_client_auth().unwrap();
+    assert_eq!((auth.1.as_str(), auth.2.as_str()), ("mcpgate", "gw-secret"));
+    assert_ne!(
+        renewed["refresh_token"], tokens["refresh_token"],
+        "rotated and sealed again"
+    );
+    let access2 = renewed["access_token"].as_str().unwrap();
+    let r = http()
+        .get(gw.url("/mcp"))
+        .bearer_auth(access2)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The old refresh token was rotated away at the IdP.
+    let r = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh.as_str()),
+        ("client_id", client_id.as_str()),
+    ]);
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
+}
+
+#[test]
+fn the_flow_refuses_what_an_attacker_would_try() {
+    let s = setup();
+    let gw = &s.gw;
+    let client_id = s.register(
+        json!({"redirect_uris": [REDIRECT], "client_name": "Test client",
+        "token_endpoint_auth_method": "none"}),
+    )["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let other = s.register(json!({"redirect_uris": ["https://other.example/cb"],
+        "token_endpoint_auth_method": "client_secret_post"}));
+
+    // An unregistered redirect URI, an unknown client: an error page, never a redirect.
+    for url in [
+        s.authorize_url(&client_id, "https://evil.example/cb"),
+        s.authorize_url("not-a-client", REDIRECT),
+    ] {
+        let r = http().get(url).send().unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.headers().get("location").is_none());
+    }
+    // Registration refuses a plain-http redirect off loopback.
+    let r = http()
+        .post(gw.url("/mcp/oauth/register"))
+        .json(&json!({"redirect_uris": ["http://evil.example/cb"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // A consent POST without its cookie, or with a forged form.
+    let (consent, cookie) = s.consent(&client_id);
+    let post = |cookie: Option<&str>, consent: &str| {
+        let mut req = http().post(gw.url("/mcp/oauth/authorize"));
+        if let Some(c) = cookie {
+            req = req.header("Cookie", c);
+        }
+        req.form(&[("consent", consent), ("decision", "approve")])
+            .send()
+            .unwrap()
+    };
+    assert_eq!(post(None, &consent).status(), 400);
+    assert_eq!(post(Some("mcpgate-consent=guess"), &consent).status(), 400);
+    assert_eq!(post(Some(&cookie), "forged").status(), 400);
+    // Deny goes back to the client with access_denied.
+    let r = http()
+        .post(gw.url("/mcp/oauth/authorize"))
+        .header("Cookie", &cookie)
+        .form(&[("consent", consent.as_str()), ("decision", "deny")])
+        .send()
+        .unwrap();
+    assert_eq!(
+        query_param(&location(&r), "error").as_deref(),
+        Some("access_denied")
+    );
+
+    // A forged state at the callback.
+    let r = http()
+        .get(gw.url("/mcp/oauth/callback?code=x&state=forged"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+
+    let code = s.code(&client_id);
+    let mut tampered = code.clone().into_bytes();
+    let i = tampered.len() / 2;
+    tampered[i] = if tampered[i] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).unwrap();
+    let other_id = other["client_id"].as_str().unwrap();
+    let other_secret = other["client_secret"].as_str().unwrap();
+    let cases: Vec<(&str, Vec<(&str, &str)>)> = vec![
+        (
+            "a changed byte",
+            vec![
+                ("code", &tampered),
+                ("code_verifier", VERIFIER),
+                ("client_id", &client_id),
+            ],
+        ),
+        (
+            "a wrong verifier",
+            vec![
+                ("code", &code),
+                (
+                    "code_verifier",
+                    "wrong-verifier-wrong-verifier-wrong-verifier-00",
+                ),
+                ("client_id", &client_id),
+            ],
+        ),
+        (
+            "another client",
+            vec![
+                ("code", &code),
+                ("code_verifier", VERIFIER),
+                ("client_id", other_id),
+                ("client_secret", other_secret),
+            ],
+        ),
+    ];
+    for (what, mut form) in cases {
+        form.push(("grant_type", "authorization_code"));
+        form.push(("redirect_uri", REDIRECT));
+        let r = s.token(&form);
+        assert_eq!(r.status(), 400, "{what}");
+        assert_eq!(
+            r.json::<Value>().unwrap()["error"],
+            "invalid_grant",
+            "{what}"
+        );
+    }
+    // A confidential client with a wrong secret.
+    let r = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("client_id", other_id),
+        ("client_secret", "wrong"),
+    ]);
+    assert_eq!(r.status(), 401);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_client");
+    // The untouched code still works after all that (none of the failures spent it).
+    let r = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", client_id.as_str()),
+    ]);
+    assert_eq!(r.status(), 200);
+    // A body over 16 KiB.
+    let big = "x".repeat(17 * 1024);
+    let r = s.token(&[("grant_type", big.as_str())]);
+    assert_eq!(r.status(), 413);
+    assert_eq!(s.up.seen_count(), 0);
+}
