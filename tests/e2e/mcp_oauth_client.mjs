@@ -1,0 +1,132 @@
+// The official SDK client through a brokered route, the whole OAuth way: discovery,
+// dynamic registration, authorize with PKCE (the user's browser is played here: the
+// gateway's consent page, then the IdP's login and consent forms, by plain HTTP posts),
+// token, an MCP session with a tool call and a streamed tool, then a refresh. Prints one
+// JSON line of what it saw.
+import { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+
+const url = new URL(process.argv[2]);
+const redirectUrl = "http://127.0.0.1:1/callback"; // never reached: the code is read off the redirect
+const seen = { pages: [], registrations: 0, tokensSaved: 0 };
+
+/// A cookie jar per host, enough for login sessions.
+const jar = new Map();
+function cookies(u) {
+  return [...(jar.get(u.host) ?? new Map())].map(([k, v]) => `${k}=${v}`).join("; ");
+}
+function keep(u, res) {
+  const host = jar.get(u.host) ?? new Map();
+  for (const c of res.headers.getSetCookie()) {
+    const [pair] = c.split(";");
+    const i = pair.indexOf("=");
+    host.set(pair.slice(0, i).trim(), pair.slice(i + 1));
+  }
+  jar.set(u.host, host);
+}
+
+/// Plays the browser from the authorization URL to the client's redirect; returns the code.
+async function browse(start) {
+  let next = { url: new URL(start), method: "GET", body: undefined };
+  for (let step = 0; step < 20; step++) {
+    const res = await fetch(next.url, {
+      method: next.method,
+      body: next.body,
+      redirect: "manual",
+      headers: {
+        cookie: cookies(next.url),
+        ...(next.body ? { "content-type": "application/x-www-form-urlencoded" } : {}),
+      },
+    });
+    keep(next.url, res);
+    if (res.status >= 300 && res.status < 400) {
+      const to = new URL(res.headers.get("location"), next.url);
+      if (to.href.startsWith(redirectUrl)) {
+        if (to.searchParams.get("error")) throw new Error(`authorization failed: ${to.search}`);
+        seen.iss = to.searchParams.get("iss");
+        return to.searchParams.get("code");
+      }
+      next = { url: to, method: "GET" };
+      continue;
+    }
+    const html = await res.text();
+    if (res.status !== 200) throw new Error(`${next.url} answered ${res.status}: ${html.slice(0, 300)}`);
+    const form = html.match(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
+    if (!form) throw new Error(`no form at ${next.url}: ${html.slice(0, 300)}`);
+    const fields = new URLSearchParams();
+    for (const input of form[2].matchAll(/<input[^>]*type="hidden"[^>]*>/gi)) {
+      const name = input[0].match(/name="([^"]*)"/)?.[1];
+      const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
+      if (name) fields.set(name, value.replaceAll("&amp;", "&"));
+    }
+    if (fields.has("consent")) {
+      seen.pages.push("gateway consent");
+      fields.set("decision", "approve");
+    } else if (fields.get("prompt") === "login") {
+      seen.pages.push("idp login");
+      fields.set("login", "alice");
+      fields.set("password", "any");
+    } else {
+      seen.pages.push(`idp ${fields.get("prompt") ?? "form"}`);
+    }
+    next = { url: new URL(form[1].replaceAll("&amp;", "&"), next.url), method: "POST", body: fields.toString() };
+  }
+  throw new Error("too many steps");
+}
+
+class HeadlessProvider {
+  _client; _tokens; _verifier; code;
+  get redirectUrl() { return redirectUrl; }
+  get clientMetadata() {
+    return { client_name: "mcpgate e2e", redirect_uris: [redirectUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
+  }
+  clientInformation() { return this._client; }
+  saveClientInformation(info) { seen.registrations++; this._client = info; }
+  tokens() { return this._tokens; }
+  saveTokens(tokens) { seen.tokensSaved++; this._tokens = tokens; }
+  saveCodeVerifier(v) { this._verifier = v; }
+  codeVerifier() { return this._verifier; }
+  async redirectToAuthorization(authorizationUrl) { this.code = await browse(authorizationUrl); }
+}
+
+const provider = new HeadlessProvider();
+const connect = async () => {
+  const client = new Client({ name: "mcpgate-e2e-oauth", version: "1.0.0" });
+  const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
+  await client.connect(transport);
+  return { client, transport };
+};
+
+try {
+  await connect();
+  throw new Error("connected without authorization");
+} catch (e) {
+  if (!(e instanceof UnauthorizedError)) throw e;
+}
+{
+  const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
+  await transport.finishAuth(provider.code);
+}
+const { client, transport } = await connect();
+const echo = await client.callTool({ name: "echo", arguments: { message: "authorized" } });
+const progress = [];
+await client.callTool(
+  { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } },
+  undefined,
+  { onprogress: (p) => progress.push(p.progress) },
+);
+// Spoil the access token: the next call gets 401, and the SDK refreshes through the gateway.
+const firstAccess = provider._tokens.access_token;
+provider._tokens = { ...provider._tokens, access_token: "spoiled" };
+const again = await client.callTool({ name: "echo", arguments: { message: "refreshed" } });
+await transport.terminateSession();
+await client.close();
+
+console.log(JSON.stringify({
+  ...seen,
+  echo: echo.content[0].text,
+  again: again.content[0].text,
+  progress,
+  refreshedToken: provider._tokens.access_token !== firstAccess && provider._tokens.access_token !== "spoiled",
+}));
