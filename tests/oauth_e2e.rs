@@ -48,14 +48,20 @@ fn the_sdk_client_completes_oauth_through_a_brokered_route_and_refreshes() {
             .arg(e2e.join("idp.mjs"))
             .env("IDP_PORT", idp_port.to_string())
             .env("RESOURCE", RESOURCE)
-            .env("GATEWAY_CALLBACK", format!("{gateway}/mcp/everything/oauth/callback"))
+            .env(
+                "GATEWAY_CALLBACK",
+                format!("{gateway}/mcp/everything/oauth/callback"),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("node runs"),
     );
     let issuer = format!("http://127.0.0.1:{idp_port}");
-    wait_for(&format!("{issuer}/.well-known/openid-configuration"), "oidc-provider");
+    wait_for(
+        &format!("{issuer}/.well-known/openid-configuration"),
+        "oidc-provider",
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let config = format!(
@@ -103,8 +109,19 @@ routes:
     assert_eq!(seen["again"], "Echo: refreshed", "{seen}");
     assert_eq!(seen["progress"], serde_json::json!([1, 2, 3]), "{seen}");
     assert_eq!(seen["registrations"], 1, "{seen}");
-    assert_eq!(seen["iss"], gw.url("/mcp/everything"), "RFC 9207 iss of the gateway");
+    assert_eq!(
+        seen["iss"],
+        gw.url("/mcp/everything"),
+        "RFC 9207 iss of the gateway"
+    );
     assert_eq!(seen["refreshedToken"], true, "{seen}");
+    // Introspection and revocation pass through to the IdP for the sealed refresh token.
+    assert_eq!(
+        seen["revocation"],
+        serde_json::json!({"activeBefore": true, "revokeStatus": 200, "activeAfter": false,
+            "refreshAfter": "invalid_grant"}),
+        "{seen}"
+    );
     let pages: Vec<&str> = seen["pages"]
         .as_array()
         .unwrap()
@@ -114,6 +131,10 @@ routes:
     assert_eq!(pages.first(), Some(&"gateway consent"), "{pages:?}");
     assert!(pages.contains(&"idp login"), "{pages:?}");
     // The audit trail names the IdP's subject for the MCP traffic.
-    assert!(gw.log().contains(r#"sub="alice" route=/mcp/everything"#), "{}", gw.log());
+    assert!(
+        gw.log().contains(r#"sub="alice" route=/mcp/everything"#),
+        "{}",
+        gw.log()
+    );
     drop(idp);
 }

@@ -42,6 +42,15 @@ struct Endpoints {
     introspection: Option<String>,
     token: Option<String>,
     authorization: Option<String>,
+    revocation: Option<String>,
+}
+
+/// The IdP endpoints the gateway calls with its own client credentials.
+#[derive(Debug, Clone, Copy)]
+pub enum IdpEndpoint {
+    Token,
+    Introspection,
+    Revocation,
 }
 
 /// A failed call to an IdP endpoint.
@@ -120,6 +129,7 @@ impl Provider {
             introspection: config.introspection_endpoint.clone(),
             token: config.token_endpoint.clone(),
             authorization: config.authorization_endpoint.clone(),
+            revocation: None,
         };
         Ok(Provider {
             name: name.to_string(),
@@ -335,6 +345,7 @@ impl Provider {
                     .authorization_endpoint
                     .clone()
                     .or(meta.authorization_endpoint),
+                revocation: meta.revocation_endpoint,
             }));
         }
         if !self.config.wants_jwks_fetch() {
@@ -549,6 +560,9 @@ impl Provider {
                 code => failed(format!("status {status} {}", code.unwrap_or_default())),
             });
         }
+        if body.is_empty() {
+            return Ok(serde_json::Map::new()); // revocation answers 200 with no body
+        }
         serde_json::from_slice(&body).map_err(|_| failed("the answer is not a JSON object".into()))
     }
 
@@ -563,9 +577,25 @@ impl Provider {
         &self,
         form: &[(&str, &str)],
     ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
-        let endpoint = self.endpoints.load().token.clone();
+        self.call(IdpEndpoint::Token, form).await
+    }
+
+    /// A form POST to one of the IdP's endpoints with the gateway's client credentials.
+    pub async fn call(
+        &self,
+        which: IdpEndpoint,
+        form: &[(&str, &str)],
+    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
+        let endpoint = {
+            let endpoints = self.endpoints.load();
+            match which {
+                IdpEndpoint::Token => endpoints.token.clone(),
+                IdpEndpoint::Introspection => endpoints.introspection.clone(),
+                IdpEndpoint::Revocation => endpoints.revocation.clone(),
+            }
+        };
         let endpoint = endpoint
-            .ok_or_else(|| IdpError::Failed("the provider has no token endpoint".into()))?;
+            .ok_or_else(|| IdpError::Failed(format!("the provider has no {which:?} endpoint")))?;
         self.post_form(&endpoint, form).await
     }
 }
@@ -584,6 +614,7 @@ struct Metadata {
     introspection_endpoint: Option<String>,
     token_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
+    revocation_endpoint: Option<String>,
 }
 
 /// Where an issuer's metadata may be, in the order MCP clients try them.

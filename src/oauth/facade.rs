@@ -22,7 +22,7 @@ use super::consent;
 use super::metadata::resource_url;
 use super::seal::{Purpose, Sealer};
 use crate::auth::cache::{digest, SlotCache};
-use crate::auth::provider::{IdpError, Provider};
+use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
 use crate::config::{BearerAuth, Route};
 use crate::respond;
@@ -114,6 +114,8 @@ impl Facade {
             "authorization_endpoint": format!("{base}/authorize"),
             "token_endpoint": format!("{base}/token"),
             "registration_endpoint": format!("{base}/register"),
+            "revocation_endpoint": format!("{base}/revoke"),
+            "introspection_endpoint": format!("{base}/introspect"),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
@@ -156,6 +158,8 @@ pub fn endpoint(rest: &str) -> Option<&'static str> {
         "/oauth/authorize" => "authorize",
         "/oauth/callback" => "callback",
         "/oauth/token" => "token",
+        "/oauth/revoke" => "revoke",
+        "/oauth/introspect" => "introspect",
         "/.well-known/openid-configuration" | "/.well-known/oauth-authorization-server" => {
             "metadata"
         }
@@ -188,6 +192,14 @@ impl Broker<'_> {
             ("authorize", Method::POST) => self.decide(session).await,
             ("callback", Method::GET) => self.callback(session).await,
             ("token", Method::POST) => self.token(session).await,
+            ("revoke", Method::POST) => {
+                self.revoke_or_introspect(session, IdpEndpoint::Revocation)
+                    .await
+            }
+            ("introspect", Method::POST) => {
+                self.revoke_or_introspect(session, IdpEndpoint::Introspection)
+                    .await
+            }
             _ => {
                 let body = error_json!("invalid_request", "method not allowed here");
                 respond::error(session, 405, body).await
@@ -583,26 +595,40 @@ impl Broker<'_> {
         respond::redirect(session, &back(&[("code", &ours)])).await
     }
 
-    async fn token(&self, session: &mut Session) -> Result<bool> {
+    /// The form of a client's request to the token, revocation or introspection endpoint,
+    /// once the client has authenticated as it registered. `None`: already answered.
+    async fn client_form(&self, session: &mut Session) -> Result<Option<(String, Params)>> {
         let basic = basic_credentials(session.req_header());
         let Some(body) = respond::read_body(session, MAX_BODY).await? else {
-            return json_error(session, 413, "invalid_request", "the request is too large").await;
+            json_error(session, 413, "invalid_request", "the request is too large").await?;
+            return Ok(None);
         };
         let form = Params::parse(&body);
         let (client_id, secret) = match (&basic, form.get("client_id")) {
             (Some((id, secret)), _) => (Some(id.as_str()), Some(secret.as_str())),
             (None, id) => (id, form.get("client_secret")),
         };
-        let Some(client_id) = client_id.filter(|id| self.authenticate(id, secret, basic.is_some()))
+        let Some(client_id) = client_id
+            .filter(|id| self.authenticate(id, secret, basic.is_some()))
+            .map(String::from)
         else {
-            return json_error(
+            json_error(
                 session,
                 401,
                 "invalid_client",
                 "client authentication failed",
             )
-            .await;
+            .await?;
+            return Ok(None);
         };
+        Ok(Some((client_id, form)))
+    }
+
+    async fn token(&self, session: &mut Session) -> Result<bool> {
+        let Some((client_id, form)) = self.client_form(session).await? else {
+            return Ok(true);
+        };
+        let client_id = client_id.as_str();
         match form.get("grant_type") {
             Some("authorization_code") => self.redeem(session, &form, client_id).await,
             Some("refresh_token") => self.refresh(session, &form, client_id).await,
@@ -689,6 +715,76 @@ impl Broker<'_> {
             Err(IdpError::Failed(e)) => {
                 warn!(
                     "route {}: refresh at the IdP failed: {e}",
+                    self.facade.route
+                );
+                json_error(
+                    session,
+                    503,
+                    "temporarily_unavailable",
+                    "the identity provider cannot be reached",
+                )
+                .await
+            }
+        }
+    }
+
+    /// RFC 7009 and RFC 7662, passed on to the IdP with the gateway's credentials. A sealed
+    /// refresh token is opened first (and must be the caller's).
+    async fn revoke_or_introspect(
+        &self,
+        session: &mut Session,
+        which: IdpEndpoint,
+    ) -> Result<bool> {
+        let Some((client_id, form)) = self.client_form(session).await? else {
+            return Ok(true);
+        };
+        let Some(token) = form.get("token") else {
+            return json_error(session, 400, "invalid_request", "token is required").await;
+        };
+        let refresh: Option<Refresh> = self.sealer.open(Purpose::Refresh, token);
+        let (token, hint) = match &refresh {
+            Some(r) if r.client_id != client_id || r.route != self.facade.route => {
+                return json_error(
+                    session,
+                    400,
+                    "unauthorized_client",
+                    "the token belongs to another client",
+                )
+                .await;
+            }
+            Some(r) => (r.token.as_str(), "refresh_token"),
+            None => (token, form.get("token_type_hint").unwrap_or("access_token")),
+        };
+        let answer = self
+            .provider
+            .call(which, &[("token", token), ("token_type_hint", hint)])
+            .await;
+        match (which, answer) {
+            (IdpEndpoint::Introspection, Ok(answer)) => {
+                respond::send(
+                    session,
+                    200,
+                    Bytes::from(Value::Object(answer).to_string()),
+                    &cors_open(),
+                )
+                .await
+            }
+            (IdpEndpoint::Introspection, Err(IdpError::Refused(_))) => {
+                respond::send(
+                    session,
+                    200,
+                    Bytes::from_static(br#"{"active":false}"#),
+                    &cors_open(),
+                )
+                .await
+            }
+            // RFC 7009: an invalid or unknown token is no error.
+            (_, Ok(_) | Err(IdpError::Refused(_))) => {
+                respond::send(session, 200, Bytes::new(), &cors_open()).await
+            }
+            (_, Err(IdpError::Failed(e))) => {
+                warn!(
+                    "route {}: {which:?} at the IdP failed: {e}",
                     self.facade.route
                 );
                 json_error(

@@ -123,6 +123,29 @@ const again = await client.callTool({ name: "echo", arguments: { message: "refre
 await transport.terminateSession();
 await client.close();
 
+// Introspection and revocation through the gateway, for the (sealed) refresh token.
+const meta = await (await fetch(new URL(`/.well-known/oauth-authorization-server${url.pathname}`, url))).json();
+const post = async (endpoint, fields) => {
+  const res = await fetch(endpoint, {
+    method: "POST",
+    headers: { "content-type": "application/x-www-form-urlencoded" },
+    body: new URLSearchParams({ client_id: provider._client.client_id, ...fields }).toString(),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+};
+const refreshToken = provider._tokens.refresh_token;
+const before = await post(meta.introspection_endpoint, { token: refreshToken });
+const revoked = await post(meta.revocation_endpoint, { token: refreshToken });
+const after = await post(meta.introspection_endpoint, { token: refreshToken });
+const reuse = await post(meta.token_endpoint, { grant_type: "refresh_token", refresh_token: refreshToken });
+seen.revocation = {
+  activeBefore: before.body?.active ?? null,
+  revokeStatus: revoked.status,
+  activeAfter: after.body?.active ?? null,
+  refreshAfter: reuse.body?.error ?? reuse.status,
+};
+
 console.log(JSON.stringify({
   ...seen,
   echo: echo.content[0].text,
