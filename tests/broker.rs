@@ -48,6 +48,11 @@ struct Setup {
 }
 
 fn setup() -> Setup {
+    setup_with("")
+}
+
+/// `auth_extra`: more keys for the route's `auth` mapping (starting with `, `).
+fn setup_with(auth_extra: &str) -> Setup {
     let idp = Idp::start();
     let up = Upstream::start();
     let providers = format!(
@@ -56,7 +61,7 @@ fn setup() -> Setup {
         idp.issuer()
     );
     let route = format!(
-        "  - prefix: /mcp\n    upstream: {}\n    auth: {{ provider: idp, oauth: broker, scopes: [mcp:tools] }}\n",
+        "  - prefix: /mcp\n    upstream: {}\n    auth: {{ provider: idp, oauth: broker, scopes: [mcp:tools]{auth_extra} }}\n",
         up.url()
     );
     let gw = Gateway::start_with(&providers, &route);
@@ -412,4 +417,62 @@ fn the_flow_refuses_what_an_attacker_would_try() {
     let r = s.token(&[("grant_type", big.as_str())]);
     assert_eq!(r.status(), 413);
     assert_eq!(s.up.seen_count(), 0);
+}
+
+#[test]
+fn consent_is_remembered_per_client_and_skipped_for_trusted_redirects() {
+    let s = setup_with(", consent: { remember: 1h }");
+    let registration = json!({"redirect_uris": [REDIRECT], "client_name": "Test client",
+        "token_endpoint_auth_method": "none"});
+    let client_id = s.register(registration)["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (consent, cookie) = s.consent(&client_id);
+    let r = http()
+        .post(s.gw.url("/mcp/oauth/authorize"))
+        .header("Cookie", cookie)
+        .form(&[("consent", consent.as_str()), ("decision", "approve")])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let remembered = r.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(remembered.starts_with("mcpgate-approved=") && remembered.contains("HttpOnly"));
+    let remembered = remembered.split(';').next().unwrap().to_string();
+    // The same browser and client: straight on to the IdP.
+    let r = http()
+        .get(s.authorize_url(&client_id, REDIRECT))
+        .header("Cookie", &remembered)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(&s.idp.issuer()));
+    // Another client is asked, even with that cookie.
+    let other = s.register(json!({"redirect_uris": [REDIRECT], "client_name": "Other",
+        "token_endpoint_auth_method": "none"}))["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http()
+        .get(s.authorize_url(&other, REDIRECT))
+        .header("Cookie", &remembered)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "a consent page");
+
+    let trusted = setup_with(&format!(
+        ", consent: {{ trusted_redirect_uris: [\"{REDIRECT}\"] }}"
+    ));
+    let id = trusted
+        .register(json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}))
+        ["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let r = http()
+        .get(trusted.authorize_url(&id, REDIRECT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    assert!(location(&r).starts_with(&trusted.idp.issuer()));
 }

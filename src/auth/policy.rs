@@ -137,6 +137,7 @@ mod tests {
             roles: Roles::default(),
             rate_limit: None,
             oauth: crate::config::OAuthMode::Direct,
+            consent: Default::default(),
         }
     }
 

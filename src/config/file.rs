@@ -119,6 +119,16 @@ pub struct BearerFile {
     pub rate_limit: Option<RateLimitFile>,
     /// `direct` (clients go to the IdP) or `broker` (the gateway is their OAuth server).
     pub oauth: Option<String>,
+    #[serde(default)]
+    pub consent: ConsentFile,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentFile {
+    pub remember: Option<String>,
+    #[serde(default)]
+    pub trusted_redirect_uris: Vec<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

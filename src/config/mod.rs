@@ -144,6 +144,16 @@ pub struct BearerAuth {
     pub roles: Roles,
     pub rate_limit: Option<RateLimit>,
     pub oauth: OAuthMode,
+    pub consent: ConsentSettings,
+}
+
+/// The broker's consent page.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ConsentSettings {
+    /// How long a browser's approval of a client is remembered; zero: ask every time.
+    pub remember: Duration,
+    /// Clients sending users back to one of these skip the page (the code can only go there).
+    pub trusted_redirect_uris: Vec<String>,
 }
 
 /// Who answers the route's OAuth discovery, registration, authorize and token requests.

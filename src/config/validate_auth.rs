@@ -12,9 +12,9 @@ use super::file::{
 };
 use super::validate::{duration, existing_file};
 use super::{
-    Allow, Auth, BearerAuth, ClientAuth, ConfigError, IdentityHeaders, JwksSource, OAuthMode,
-    ProviderConfig, RateLimit, Roles, SealKeys, Secret, TlsConfig, TokenExchange, TokenMode,
-    UpstreamAuth,
+    Allow, Auth, BearerAuth, ClientAuth, ConfigError, ConsentSettings, IdentityHeaders, JwksSource,
+    OAuthMode, ProviderConfig, RateLimit, Roles, SealKeys, Secret, TlsConfig, TokenExchange,
+    TokenMode, UpstreamAuth,
 };
 
 /// Browser origins allowed when a route names none: Claude's web and desktop apps.
@@ -207,6 +207,7 @@ pub fn auth(
         roles,
         rate_limit,
         oauth,
+        consent,
     } = *bearer;
     let Some(settings) = providers.get_mut(&provider) else {
         return Err(ConfigError::new(
@@ -291,6 +292,14 @@ pub fn auth(
         roles,
         rate_limit,
         oauth,
+        consent: ConsentSettings {
+            remember: duration(
+                consent.remember.as_deref(),
+                Duration::ZERO,
+                &format!("{at}.consent.remember"),
+            )?,
+            trusted_redirect_uris: consent.trusted_redirect_uris,
+        },
     })))
 }
 

@@ -33,6 +33,8 @@ const MAX_BODY: usize = 16 * 1024;
 const CONSENT_TTL: u64 = 600;
 const STATE_TTL: u64 = 600;
 const CODE_TTL: u64 = 60;
+/// Approvals one browser's cookie remembers.
+const MAX_APPROVALS: usize = 20;
 /// Used codes remembered (each until it would have expired anyway).
 const USED_CODES: usize = 65_536;
 
@@ -44,8 +46,10 @@ pub struct Facade {
     callback: String,
     /// The RFC 8414 document, rendered once.
     pub metadata: Bytes,
-    /// The cookie name: `__Host-` and `Secure` when the gateway is reached over https.
+    /// The cookie names: `__Host-` and `Secure` when the gateway is reached over https. One
+    /// binds a consent form to its browser, the other remembers approvals.
     cookie: &'static str,
+    approvals_cookie: &'static str,
     secure: bool,
     route: String,
 }
@@ -135,6 +139,11 @@ impl Facade {
                 "__Host-mcpgate-consent"
             } else {
                 "mcpgate-consent"
+            },
+            approvals_cookie: if secure {
+                "__Host-mcpgate-approved"
+            } else {
+                "mcpgate-approved"
             },
             secure,
             route: route.name.clone(),
@@ -362,6 +371,18 @@ impl Broker<'_> {
             state: state.map(String::from),
             scope: params.get("scope").map(String::from),
         };
+        let settings = &self.auth.consent;
+        let trusted = settings
+            .trusted_redirect_uris
+            .iter()
+            .any(|u| u == redirect_uri);
+        let approvals = cookie_value(session.req_header(), self.facade.approvals_cookie)
+            .map(|c| self.approvals(c))
+            .unwrap_or_default();
+        let key = self.approval_key(client_id);
+        if trusted || approvals.iter().any(|(k, _)| *k == key) {
+            return self.to_idp(session, request, None).await;
+        }
         let csrf = random_token();
         let consent = self.sealer.seal(
             Purpose::Consent,
@@ -390,6 +411,9 @@ impl Broker<'_> {
     /// The consent form's answer: deny goes back to the client, approve on to the IdP.
     async fn decide(&self, session: &mut Session) -> Result<bool> {
         let cookie = cookie_value(session.req_header(), self.facade.cookie).map(str::to_string);
+        let approvals_before = cookie_value(session.req_header(), self.facade.approvals_cookie)
+            .map(|c| self.approvals(c))
+            .unwrap_or_default();
         let Some(body) = respond::read_body(session, MAX_BODY).await? else {
             return self.error_page(session, "The form is too large.").await;
         };
@@ -422,6 +446,32 @@ impl Broker<'_> {
             );
             return respond::redirect(session, &to).await;
         }
+        let remember = self.auth.consent.remember.as_secs();
+        let cookie = (remember > 0).then(|| {
+            let mut approvals = approvals_before;
+            approvals.retain(|(key, _)| *key != self.approval_key(&q.client_id));
+            approvals.push((self.approval_key(&q.client_id), unix_now() + remember));
+            // The newest approvals, a bounded few.
+            let keep = approvals.len().saturating_sub(MAX_APPROVALS);
+            approvals.drain(..keep);
+            let sealed = self.sealer.seal(Purpose::Approvals, &approvals);
+            format!(
+                "{}={sealed}; Path=/; HttpOnly; SameSite=Lax; Max-Age={remember}{}",
+                self.facade.approvals_cookie,
+                if self.facade.secure { "; Secure" } else { "" }
+            )
+        });
+        self.to_idp(session, q, cookie.as_deref()).await
+    }
+
+    /// Sends the user to the IdP as the gateway's own client, with a sealed `state` that
+    /// carries the client's request and the gateway's PKCE verifier.
+    async fn to_idp(
+        &self,
+        session: &mut Session,
+        q: AuthRequest,
+        cookie: Option<&str>,
+    ) -> Result<bool> {
         let Some(authorize) = self.provider.authorization_endpoint() else {
             return self
                 .error_page(
@@ -446,7 +496,26 @@ impl Broker<'_> {
             },
         );
         let location = self.idp_authorize_url(&authorize, &state, &challenge, &scope);
-        respond::redirect(session, &location).await
+        respond::redirect_with_cookie(session, &location, cookie).await
+    }
+
+    /// The approvals a browser's cookie remembers, still valid: (route and client digest,
+    /// until).
+    fn approvals(&self, cookie: &str) -> Vec<(String, u64)> {
+        let now = unix_now();
+        let mut list: Vec<(String, u64)> = self
+            .sealer
+            .open(Purpose::Approvals, cookie)
+            .unwrap_or_default();
+        list.retain(|(_, until)| *until > now);
+        list
+    }
+
+    /// What an approval of `client_id` on this route is remembered as (a digest: the cookie
+    /// need not carry whole registrations).
+    fn approval_key(&self, client_id: &str) -> String {
+        let d = digest(format!("{}\n{client_id}", self.facade.route).as_bytes());
+        URL_SAFE_NO_PAD.encode(&d[..16])
     }
 
     /// The IdP's authorize URL for the gateway's own client.

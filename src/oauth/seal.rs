@@ -28,6 +28,7 @@ pub enum Purpose {
     Consent,
     Code,
     Refresh,
+    Approvals,
 }
 
 impl Purpose {
@@ -38,6 +39,7 @@ impl Purpose {
             Purpose::Consent => b"mcpgate consent v1",
             Purpose::Code => b"mcpgate code v1",
             Purpose::Refresh => b"mcpgate refresh v1",
+            Purpose::Approvals => b"mcpgate approvals v1",
         }
     }
 }
