@@ -1,4 +1,4 @@
-//! Human durations in the config: `250ms`, `5s`, `2m`, `1h`.
+//! Human durations in the config: `250ms`, `5s`, `2m`, `1h`, `30d`.
 
 use std::time::Duration;
 
@@ -6,7 +6,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s
         .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(|| format!("`{s}` has no unit (use ms, s, m or h)"))?;
+        .ok_or_else(|| format!("`{s}` has no unit (use ms, s, m, h or d)"))?;
     let (number, unit) = s.split_at(split);
     let n: u64 = number
         .parse()
@@ -16,9 +16,10 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => 1_000,
         "m" => 60_000,
         "h" => 3_600_000,
+        "d" => 86_400_000,
         _ => {
             return Err(format!(
-                "`{s}` has an unknown unit `{unit}` (use ms, s, m or h)"
+                "`{s}` has an unknown unit `{unit}` (use ms, s, m, h or d)"
             ))
         }
     };
@@ -39,7 +40,11 @@ mod tests {
         assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
         assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
         assert!(parse_duration("5").unwrap_err().contains("no unit"));
-        assert!(parse_duration("5d").unwrap_err().contains("unknown unit"));
+        assert!(parse_duration("5w").unwrap_err().contains("unknown unit"));
+        assert_eq!(
+            parse_duration("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
         assert!(parse_duration("s").is_err());
     }
 }
