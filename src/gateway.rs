@@ -102,10 +102,8 @@ impl ProxyHttp for Gateway {
         }
         if let Some(issuer) = metadata::requested_issuer(req.uri.path()) {
             let facade = snapshot
-                .router
-                .lookup(host(req), issuer)
-                .and_then(|found| snapshot.routes[found.route].facade.as_ref())
-                .filter(|f| f.issuer.ends_with(issuer) || issuer == "/");
+                .discovery_route(host(req), issuer)
+                .and_then(|i| snapshot.routes[i].facade.as_ref());
             return match facade {
                 Some(f) => respond::document(session, f.metadata.clone()).await,
                 None => {
@@ -352,9 +350,8 @@ impl Gateway {
             return respond::send(session, 204, Bytes::new(), &headers).await;
         }
         let document = snapshot
-            .router
-            .lookup(host(req), resource)
-            .and_then(|found| snapshot.routes[found.route].resource_metadata.clone());
+            .discovery_route(host(req), resource)
+            .and_then(|i| snapshot.routes[i].resource_metadata.clone());
         match document {
             Some(body) => respond::document(session, body).await,
             None => {

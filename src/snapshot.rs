@@ -101,6 +101,15 @@ impl Snapshot {
         })
     }
 
+    /// The route a discovery document at `path` (a route path, `/` for the root) is about:
+    /// the root belongs to `default_route` when one is set.
+    pub fn discovery_route(&self, host: Option<&str>, path: &str) -> Option<usize> {
+        match (path, self.config.default_route) {
+            ("/", Some(index)) => Some(index),
+            _ => self.router.lookup(host, path).map(|found| found.route),
+        }
+    }
+
     fn find_route(&self, name: &str) -> Option<(&Route, &CompiledRoute)> {
         let i = self.config.routes.iter().position(|r| r.name == name)?;
         Some(self.route(i))

@@ -784,3 +784,21 @@ fn a_dot_segment_cannot_reach_a_protected_path_through_an_open_route() {
     }
     assert_eq!(up.seen_count(), 0);
 }
+
+#[test]
+fn the_default_route_answers_discovery_at_the_root() {
+    let idp = Idp::start();
+    let up = Upstream::start();
+    let extra = format!("default_route: /mcp\n{}", provider(&idp, ""));
+    let gw = Gateway::start_with(&extra, &protected("/mcp", &up, "", ""));
+    gw.wait_ready();
+    let root: Value = get(&gw, "/.well-known/oauth-protected-resource", None)
+        .json()
+        .unwrap();
+    assert_eq!(root["resource"], gw.url("/mcp"));
+    // A trailing slash on the resource path finds the same document.
+    let slash: Value = get(&gw, "/.well-known/oauth-protected-resource/mcp/", None)
+        .json()
+        .unwrap();
+    assert_eq!(slash, root);
+}

@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub access_log: Option<bool>,
     #[serde(default)]
     pub server: ServerFile,
+    /// The route whose discovery documents the root well-known paths serve.
+    pub default_route: Option<String>,
     /// base64 of 32 bytes: seals codes, state and client registrations.
     pub seal_key: Option<String>,
     /// Older seal keys, still accepted when opening.

@@ -59,6 +59,9 @@ pub struct Config {
     pub server: ServerSettings,
     /// Seals what the gateway hands out instead of keeping state.
     pub seal_keys: SealKeys,
+    /// Index of the route whose discovery documents are also served at the root
+    /// (`/.well-known/oauth-protected-resource`), for clients that look there.
+    pub default_route: Option<usize>,
     /// By name, as routes refer to them.
     pub providers: BTreeMap<String, ProviderConfig>,
     pub routes: Vec<Route>,

@@ -10,8 +10,8 @@ use url::Url;
 use super::file::{Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
 use super::validate_auth;
 use super::{
-    parse_duration, Config, ConfigError, ProviderConfig, Route, ServerSettings, Spawn, Timeouts,
-    TlsConfig, Upstream,
+    parse_duration, Auth, Config, ConfigError, ProviderConfig, Route, ServerSettings, Spawn,
+    Timeouts, TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -91,7 +91,22 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         routes.push(route);
     }
 
+    let default_route = file
+        .default_route
+        .map(|name| {
+            routes
+                .iter()
+                .position(|r| r.name == name && matches!(r.auth, Auth::Bearer(_)))
+                .ok_or_else(|| {
+                    ConfigError::new(
+                        "default_route",
+                        format!("no protected route is named `{name}`"),
+                    )
+                })
+        })
+        .transpose()?;
     Ok(Config {
+        default_route,
         listen,
         public_url,
         tls,
