@@ -134,6 +134,7 @@ impl ProxyHttp for Gateway {
                     provider: &guard.provider,
                     sealer: &snapshot.sealer,
                     used_codes: &snapshot.used_codes,
+                    documents: &snapshot.client_documents,
                     auth: bearer,
                 };
                 return broker.serve(session, endpoint).await;

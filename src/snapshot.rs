@@ -16,6 +16,7 @@ use crate::auth::rate_limit::RateLimiter;
 use crate::auth::Guard;
 use crate::config::{Auth, Config, ConfigError, OAuthMode, Route, SealKeys};
 use crate::metrics;
+use crate::oauth::cimd;
 use crate::oauth::facade::{Facade, UsedCodes};
 use crate::oauth::metadata;
 use crate::oauth::seal::Sealer;
@@ -34,6 +35,8 @@ pub struct Snapshot {
     pub sealer: Arc<Sealer>,
     /// Codes redeemed, kept across reloads.
     pub used_codes: Arc<UsedCodes>,
+    /// Client ID metadata documents, fetched and cached.
+    pub client_documents: cimd::Fetcher,
 }
 
 pub struct CompiledRoute {
@@ -91,7 +94,18 @@ impl Snapshot {
                 Arc::new(sealer(keys, brokers))
             }
         };
+        let documents = &config.client_metadata_documents;
+        let roots = match &documents.ca_file {
+            Some(path) => std::fs::read(path)
+                .map_err(|e| e.to_string())
+                .and_then(|pem| {
+                    reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| e.to_string())
+                })
+                .map_err(|e| ConfigError::new("client_metadata_documents.ca_file", e))?,
+            None => Vec::new(),
+        };
         Ok(Snapshot {
+            client_documents: cimd::Fetcher::new(documents.allow_private_addresses, roots),
             router: Router::new(&config.routes),
             used_codes: previous.map(|p| p.used_codes.clone()).unwrap_or_default(),
             sealer,

@@ -51,12 +51,17 @@ fn setup() -> Setup {
     setup_with("")
 }
 
-/// `auth_extra`: more keys for the route's `auth` mapping (starting with `, `).
 fn setup_with(auth_extra: &str) -> Setup {
+    setup_full("", auth_extra)
+}
+
+/// `top`: more top-level YAML; `auth_extra`: more keys for the route's `auth` mapping
+/// (starting with `, `).
+fn setup_full(top: &str, auth_extra: &str) -> Setup {
     let idp = Idp::start();
     let up = Upstream::start();
     let providers = format!(
-        "seal_key: {}\nproviders:\n  idp:\n    issuer: {}\n    client_id: mcpgate\n    client_secret: gw-secret\n    audience: {API}\n",
+        "{top}seal_key: {}\nproviders:\n  idp:\n    issuer: {}\n    client_id: mcpgate\n    client_secret: gw-secret\n    audience: {API}\n",
         "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
         idp.issuer()
     );
@@ -114,7 +119,7 @@ impl Setup {
         let cookie = cookie.split(';').next().unwrap().to_string();
         let page = r.text().unwrap();
         assert!(
-            page.contains("Test client") && page.contains("mcp:tools"),
+            page.contains("Allow access?") && page.contains("mcp:tools"),
             "{page}"
         );
         let consent = page
@@ -475,4 +480,101 @@ fn consent_is_remembered_per_client_and_skipped_for_trusted_redirects() {
         .unwrap();
     assert_eq!(r.status(), 302);
     assert!(location(&r).starts_with(&trusted.idp.issuer()));
+}
+
+/// A client ID metadata document served over https on loopback (behind a TLS gateway, with a
+/// self-signed certificate for `localhost`): its URL, the CA file, and what serves it.
+fn document_server() -> (String, std::path::PathBuf, Vec<Box<dyn std::any::Any>>) {
+    use std::sync::{Arc, OnceLock};
+    let url: Arc<OnceLock<String>> = Arc::default();
+    let doc_url = url.clone();
+    let (addr, runtime) = common::serve(0, move |_req| {
+        let doc = json!({"client_id": doc_url.get().unwrap(), "client_name": "Document client",
+            "redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+        async move {
+            use http_body_util::BodyExt;
+            let body = http_body_util::Full::new(bytes::Bytes::from(doc.to_string())).boxed();
+            Ok(hyper::Response::builder()
+                .header("content-type", "application/json")
+                .body(body)
+                .unwrap())
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    std::fs::write(dir.path().join("cert.pem"), cert.cert.pem()).unwrap();
+    std::fs::write(dir.path().join("key.pem"), cert.key_pair.serialize_pem()).unwrap();
+    let ca = dir.path().join("cert.pem");
+    let tls = Gateway::start_in(
+        dir,
+        "tls: { cert: cert.pem, key: key.pem }",
+        &common::route("/clients", &format!("http://{addr}"), "strip_prefix: false"),
+    );
+    url.set(format!("https://localhost:{}/clients/app.json", tls.port))
+        .unwrap();
+    (
+        url.get().unwrap().clone(),
+        ca,
+        vec![Box::new(tls), Box::new(runtime)],
+    )
+}
+
+#[test]
+fn a_client_id_metadata_document_is_a_client_and_private_addresses_are_refused() {
+    let (doc_url, ca, _servers) = document_server();
+    let top = format!(
+        "client_metadata_documents: {{ allow_private_addresses: true, ca_file: {} }}\n",
+        ca.display()
+    );
+    let s = setup_full(&top, "");
+    let meta: Value = http()
+        .get(s.gw.url("/.well-known/oauth-authorization-server/mcp"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(meta["client_id_metadata_document_supported"], true);
+    // No registration: the URL is the client.
+    let r = http()
+        .get(s.authorize_url(&doc_url, REDIRECT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().unwrap().contains("Document client"));
+    let code = s.code(&doc_url);
+    let r = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", doc_url.as_str()),
+    ]);
+    assert_eq!(r.status(), 200);
+    // Its redirect URIs bind it.
+    let r = http()
+        .get(s.authorize_url(&doc_url, "https://evil.example/cb"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+
+    // By default a document on a private address (here: loopback) is never fetched.
+    let strict = setup_full(
+        &format!(
+            "client_metadata_documents: {{ ca_file: {} }}\n",
+            ca.display()
+        ),
+        "",
+    );
+    let r = http()
+        .get(strict.authorize_url(&doc_url, REDIRECT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    assert!(r.headers().get("location").is_none());
+    assert!(
+        strict.gw.log().contains("non-public address"),
+        "{}",
+        strict.gw.log()
+    );
 }

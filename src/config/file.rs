@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub access_log: Option<bool>,
     #[serde(default)]
     pub server: ServerFile,
+    #[serde(default)]
+    pub client_metadata_documents: ClientDocumentsFile,
     /// The route whose discovery documents the root well-known paths serve.
     pub default_route: Option<String>,
     /// base64 of 32 bytes: seals codes, state and client registrations.
@@ -27,6 +29,14 @@ pub struct FileConfig {
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
     pub routes: Vec<RouteFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientDocumentsFile {
+    #[serde(default)]
+    pub allow_private_addresses: bool,
+    pub ca_file: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

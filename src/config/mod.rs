@@ -59,6 +59,7 @@ pub struct Config {
     pub server: ServerSettings,
     /// Seals what the gateway hands out instead of keeping state.
     pub seal_keys: SealKeys,
+    pub client_metadata_documents: ClientDocuments,
     /// Index of the route whose discovery documents are also served at the root
     /// (`/.well-known/oauth-protected-resource`), for clients that look there.
     pub default_route: Option<usize>,
@@ -157,6 +158,15 @@ pub struct ConsentSettings {
     pub remember: Duration,
     /// Clients sending users back to one of these skip the page (the code can only go there).
     pub trusted_redirect_uris: Vec<String>,
+}
+
+/// How client ID metadata documents (a `client_id` that is an https URL) are fetched.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ClientDocuments {
+    /// Let documents live on private, loopback or link-local addresses (tests, intranets).
+    pub allow_private_addresses: bool,
+    /// CAs trusted for their https servers besides the webpki roots.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Who answers the route's OAuth discovery, registration, authorize and token requests.

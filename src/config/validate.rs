@@ -10,8 +10,8 @@ use url::Url;
 use super::file::{Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
 use super::validate_auth;
 use super::{
-    parse_duration, Auth, Config, ConfigError, ProviderConfig, Route, ServerSettings, Spawn,
-    Timeouts, TlsConfig, Upstream,
+    parse_duration, Auth, ClientDocuments, Config, ConfigError, ProviderConfig, Route,
+    ServerSettings, Spawn, Timeouts, TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -105,7 +105,16 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
                 })
         })
         .transpose()?;
+    let client_metadata_documents = ClientDocuments {
+        allow_private_addresses: file.client_metadata_documents.allow_private_addresses,
+        ca_file: file
+            .client_metadata_documents
+            .ca_file
+            .map(|f| existing_file(base, &f, "client_metadata_documents.ca_file"))
+            .transpose()?,
+    };
     Ok(Config {
+        client_metadata_documents,
         default_route,
         listen,
         public_url,

@@ -18,9 +18,9 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::consent;
 use super::metadata::resource_url;
 use super::seal::{Purpose, Sealer};
+use super::{cimd, consent};
 use crate::auth::cache::{digest, SlotCache};
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
@@ -127,7 +127,7 @@ impl Facade {
             "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
             "scopes_supported": auth.scopes,
             "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": false,
+            "client_id_metadata_document_supported": true,
         });
         let secure = public_url.starts_with("https://");
         Facade {
@@ -182,6 +182,7 @@ pub struct Broker<'a> {
     pub provider: &'a Arc<Provider>,
     pub sealer: &'a Sealer,
     pub used_codes: &'a UsedCodes,
+    pub documents: &'a cimd::Fetcher,
     pub auth: &'a BearerAuth,
 }
 
@@ -309,9 +310,12 @@ impl Broker<'_> {
                 .error_page(session, "The request names no client.")
                 .await;
         };
-        let Some(client) = self.client(client_id) else {
+        let Some(client) = self.client(client_id).await else {
             return self
-                .error_page(session, "This client is not registered here.")
+                .error_page(
+                    session,
+                    "This client is not registered here, or its metadata document cannot be used.",
+                )
                 .await;
         };
         let Some(redirect_uri) = params
@@ -677,10 +681,11 @@ impl Broker<'_> {
             (Some((id, secret)), _) => (Some(id.as_str()), Some(secret.as_str())),
             (None, id) => (id, form.get("client_secret")),
         };
-        let Some(client_id) = client_id
-            .filter(|id| self.authenticate(id, secret, basic.is_some()))
-            .map(String::from)
-        else {
+        let authenticated = match client_id {
+            Some(id) => self.authenticate(id, secret, basic.is_some()).await,
+            None => false,
+        };
+        let Some(client_id) = client_id.filter(|_| authenticated).map(String::from) else {
             json_error(
                 session,
                 401,
@@ -898,8 +903,8 @@ impl Broker<'_> {
     }
 
     /// A registered client of this route, authenticated as it registered.
-    fn authenticate(&self, client_id: &str, secret: Option<&str>, used_basic: bool) -> bool {
-        let Some(client) = self.client(client_id) else {
+    async fn authenticate(&self, client_id: &str, secret: Option<&str>, used_basic: bool) -> bool {
+        let Some(client) = self.client(client_id).await else {
             return false;
         };
         match (client.m.as_str(), secret) {
@@ -914,7 +919,26 @@ impl Broker<'_> {
         }
     }
 
-    fn client(&self, client_id: &str) -> Option<Client> {
+    /// A client of this route: a sealed registration, or a client ID metadata document
+    /// (a public client) fetched from its URL.
+    async fn client(&self, client_id: &str) -> Option<Client> {
+        if cimd::is_document_url(client_id) {
+            return match self.documents.get(client_id, unix_now()).await {
+                Ok(doc) => Some(Client {
+                    r: self.facade.route.clone(),
+                    u: doc.redirect_uris.clone(),
+                    n: doc.name.clone(),
+                    m: "none".into(),
+                }),
+                Err(e) => {
+                    warn!(
+                        "route {}: client metadata document refused: {e}",
+                        self.facade.route
+                    );
+                    None
+                }
+            };
+        }
         let client: Client = self.sealer.open(Purpose::Client, client_id)?;
         (client.r == self.facade.route).then_some(client)
     }

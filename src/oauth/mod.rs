@@ -1,6 +1,7 @@
 //! What the gateway answers itself as part of OAuth: the protected resource metadata
 //! (RFC 9728) a route's `401` points to, and in broker mode a whole authorization server.
 
+pub mod cimd;
 pub mod consent;
 pub mod facade;
 pub mod metadata;
