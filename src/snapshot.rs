@@ -240,7 +240,7 @@ fn compile(
         .unwrap_or_default()
     });
     let facade = match &route.auth {
-        Auth::Bearer(b) if b.oauth == OAuthMode::Broker => Some(Facade::new(public_url, route, b)),
+        Auth::Bearer(b) if b.oauth != OAuthMode::Direct => Some(Facade::new(public_url, route, b)),
         _ => None,
     };
     let resource_metadata = match (&route.auth, &guard) {

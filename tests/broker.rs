@@ -52,12 +52,11 @@ fn setup() -> Setup {
 }
 
 fn setup_with(auth_extra: &str) -> Setup {
-    setup_full("", auth_extra)
+    setup_full("", &format!("oauth: broker{auth_extra}"))
 }
 
-/// `top`: more top-level YAML; `auth_extra`: more keys for the route's `auth` mapping
-/// (starting with `, `).
-fn setup_full(top: &str, auth_extra: &str) -> Setup {
+/// `top`: more top-level YAML; `auth`: the mode and more keys of the route's `auth` mapping.
+fn setup_full(top: &str, auth: &str) -> Setup {
     let idp = Idp::start();
     let up = Upstream::start();
     let providers = format!(
@@ -66,7 +65,7 @@ fn setup_full(top: &str, auth_extra: &str) -> Setup {
         idp.issuer()
     );
     let route = format!(
-        "  - prefix: /mcp\n    upstream: {}\n    auth: {{ provider: idp, oauth: broker, scopes: [mcp:tools]{auth_extra} }}\n",
+        "  - prefix: /mcp\n    upstream: {}\n    auth: {{ provider: idp, scopes: [mcp:tools], {auth} }}\n",
         up.url()
     );
     let gw = Gateway::start_with(&providers, &route);
@@ -526,7 +525,7 @@ fn a_client_id_metadata_document_is_a_client_and_private_addresses_are_refused()
         "client_metadata_documents: {{ allow_private_addresses: true, ca_file: {} }}\n",
         ca.display()
     );
-    let s = setup_full(&top, "");
+    let s = setup_full(&top, "oauth: broker");
     let meta: Value = http()
         .get(s.gw.url("/.well-known/oauth-authorization-server/mcp"))
         .send()
@@ -564,7 +563,7 @@ fn a_client_id_metadata_document_is_a_client_and_private_addresses_are_refused()
             "client_metadata_documents: {{ ca_file: {} }}\n",
             ca.display()
         ),
-        "",
+        "oauth: broker",
     );
     let r = http()
         .get(strict.authorize_url(&doc_url, REDIRECT))
@@ -577,4 +576,74 @@ fn a_client_id_metadata_document_is_a_client_and_private_addresses_are_refused()
         "{}",
         strict.gw.log()
     );
+}
+
+#[test]
+fn redirect_mode_sends_users_straight_to_the_idp_and_adds_the_secret_at_token() {
+    let s = setup_full("", "oauth: redirect");
+    // The IdP lists the client's own callback: the gateway is not in the user's path back.
+    s.idp.add_client("mcpgate", "gw-secret", REDIRECT);
+    let client = s.register(json!({"redirect_uris": [REDIRECT], "client_name": "Test client"}));
+    assert_eq!(client["client_id"], "mcpgate");
+    assert!(
+        client.get("client_secret").is_none(),
+        "the secret stays with the gateway"
+    );
+
+    let r = http()
+        .get(s.authorize_url("mcpgate", REDIRECT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let to_idp = location(&r);
+    assert!(to_idp.starts_with(&s.idp.issuer()), "{to_idp}");
+    assert_eq!(query_param(&to_idp, "audience").as_deref(), Some(API));
+    assert_eq!(query_param(&to_idp, "code_challenge"), Some(s256(VERIFIER)));
+    let back = location(&http().get(&to_idp).send().unwrap());
+    assert!(back.starts_with(REDIRECT), "{back}");
+    let code = query_param(&back, "code").unwrap();
+
+    let r = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+        ("client_id", "mcpgate"),
+    ]);
+    assert_eq!(r.status(), 200);
+    let tokens: Value = r.json().unwrap();
+    let auth = s.idp.last_client_auth().unwrap();
+    assert_eq!((auth.1.as_str(), auth.2.as_str()), ("mcpgate", "gw-secret"));
+    let access = tokens["access_token"].as_str().unwrap();
+    let r = http()
+        .get(s.gw.url("/mcp"))
+        .bearer_auth(access)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ]);
+    assert_eq!(r.status(), 200);
+    // The IdP's refusal comes back as its OAuth error.
+    let r = s.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]);
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
+
+    // Another client id, or no PKCE: refused before the IdP.
+    let r = http()
+        .get(s.authorize_url("someone-else", REDIRECT))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let no_pkce = s
+        .authorize_url("mcpgate", REDIRECT)
+        .replace("code_challenge_method=S256", "code_challenge_method=plain");
+    assert_eq!(http().get(no_pkce).send().unwrap().status(), 400);
 }

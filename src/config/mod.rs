@@ -177,6 +177,10 @@ pub enum OAuthMode {
     /// The gateway, as a facade: its own registration, consent and codes, with the IdP
     /// behind it as the gateway's one static client.
     Broker,
+    /// The gateway's discovery and endpoints, but the user goes straight to the IdP with the
+    /// provider's static `client_id` and comes back to the client; `/token` adds the secret.
+    /// For IdPs that list the clients' callbacks themselves.
+    Redirect,
 }
 
 /// The seal key, and older ones that still open.

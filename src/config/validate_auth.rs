@@ -218,18 +218,19 @@ pub fn auth(
     let oauth = match oauth.as_deref() {
         None | Some("direct") => OAuthMode::Direct,
         Some("broker") => OAuthMode::Broker,
+        Some("redirect") => OAuthMode::Redirect,
         Some(other) => {
             return Err(ConfigError::new(
                 format!("{at}.oauth"),
-                format!("`{other}` is not one of direct, broker"),
+                format!("`{other}` is not one of direct, broker, redirect"),
             ))
         }
     };
-    if oauth == OAuthMode::Broker {
+    if oauth != OAuthMode::Direct {
         if settings.client_id.is_none() {
             return Err(ConfigError::new(
                 format!("{at}.oauth"),
-                format!("broker needs the gateway's own client at the IdP: set providers.{provider}.client_id (and client_secret)"),
+                format!("broker and redirect modes need the gateway's own client at the IdP: set providers.{provider}.client_id (and client_secret)"),
             ));
         }
         settings.brokers = true;
@@ -245,7 +246,7 @@ pub fn auth(
             ))
         }
         // What the gateway asks the IdP to put in `aud` when it brokers.
-        None if oauth == OAuthMode::Broker && idp_audience.is_some() => {
+        None if oauth != OAuthMode::Direct && idp_audience.is_some() => {
             idp_audience.into_iter().collect()
         }
         // A trailing-slash difference between the token's `aud` and the URL must not matter.

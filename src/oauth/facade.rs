@@ -24,7 +24,7 @@ use super::{cimd, consent};
 use crate::auth::cache::{digest, SlotCache};
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
-use crate::config::{BearerAuth, Route};
+use crate::config::{BearerAuth, OAuthMode, Route};
 use crate::respond;
 
 /// Form and JSON bodies larger than this get 413.
@@ -51,7 +51,8 @@ pub struct Facade {
     cookie: &'static str,
     approvals_cookie: &'static str,
     secure: bool,
-    route: String,
+    pub(super) route: String,
+    mode: OAuthMode,
 }
 
 /// A client registration, sealed into its `client_id`.
@@ -113,6 +114,12 @@ impl Facade {
     pub fn new(public_url: &str, route: &Route, auth: &BearerAuth) -> Facade {
         let issuer = resource_url(public_url, route);
         let base = format!("{issuer}/oauth");
+        let broker = auth.oauth == OAuthMode::Broker;
+        let auth_methods = if broker {
+            json!(["none", "client_secret_post", "client_secret_basic"])
+        } else {
+            json!(["none"])
+        };
         let metadata = json!({
             "issuer": issuer,
             "authorization_endpoint": format!("{base}/authorize"),
@@ -124,10 +131,11 @@ impl Facade {
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
-            "token_endpoint_auth_methods_supported": ["none", "client_secret_post", "client_secret_basic"],
+            "token_endpoint_auth_methods_supported": auth_methods,
             "scopes_supported": auth.scopes,
-            "authorization_response_iss_parameter_supported": true,
-            "client_id_metadata_document_supported": true,
+            // In redirect mode the IdP answers the client itself, with its own `iss`.
+            "authorization_response_iss_parameter_supported": broker,
+            "client_id_metadata_document_supported": broker,
         });
         let secure = public_url.starts_with("https://");
         Facade {
@@ -147,6 +155,7 @@ impl Facade {
             },
             secure,
             route: route.name.clone(),
+            mode: auth.oauth,
         }
     }
 }
@@ -192,6 +201,9 @@ impl Broker<'_> {
         if method == Method::OPTIONS && endpoint != "authorize" {
             let headers = cors_open();
             return respond::send(session, 204, Bytes::new(), &headers).await;
+        }
+        if self.facade.mode == OAuthMode::Redirect {
+            return self.serve_redirect_mode(session, endpoint, method).await;
         }
         match (endpoint, method) {
             ("metadata", Method::GET) => {
@@ -804,7 +816,7 @@ impl Broker<'_> {
 
     /// RFC 7009 and RFC 7662, passed on to the IdP with the gateway's credentials. A sealed
     /// refresh token is opened first (and must be the caller's).
-    async fn revoke_or_introspect(
+    pub(super) async fn revoke_or_introspect(
         &self,
         session: &mut Session,
         which: IdpEndpoint,
@@ -985,7 +997,7 @@ impl Params {
 }
 
 /// https anywhere, or http on loopback (native apps, RFC 8252); no fragment.
-fn acceptable_redirect(uri: &str) -> bool {
+pub(super) fn acceptable_redirect(uri: &str) -> bool {
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
@@ -1050,13 +1062,13 @@ fn basic_credentials(req: &pingora::http::RequestHeader) -> Option<(String, Stri
     Some((unescape(id)?, unescape(secret)?))
 }
 
-fn cors_open() -> Vec<(HeaderName, HeaderValue)> {
+pub(super) fn cors_open() -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = crate::cors::preflight_headers().to_vec();
     headers.push((ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
     headers
 }
 
-async fn json_error(
+pub(super) async fn json_error(
     session: &mut Session,
     status: u16,
     error: &str,

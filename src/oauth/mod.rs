@@ -5,4 +5,5 @@ pub mod cimd;
 pub mod consent;
 pub mod facade;
 pub mod metadata;
+pub mod redirect;
 pub mod seal;
