@@ -202,26 +202,32 @@ impl Broker<'_> {
             let headers = cors_open();
             return respond::send(session, 204, Bytes::new(), &headers).await;
         }
+        // What both modes answer alike.
+        match (endpoint, &method) {
+            ("metadata", &Method::GET) => {
+                return respond::document(session, self.facade.metadata.clone()).await
+            }
+            ("revoke", &Method::POST) => {
+                return self
+                    .revoke_or_introspect(session, IdpEndpoint::Revocation)
+                    .await
+            }
+            ("introspect", &Method::POST) => {
+                return self
+                    .revoke_or_introspect(session, IdpEndpoint::Introspection)
+                    .await
+            }
+            _ => {}
+        }
         if self.facade.mode == OAuthMode::Redirect {
             return self.serve_redirect_mode(session, endpoint, method).await;
         }
         match (endpoint, method) {
-            ("metadata", Method::GET) => {
-                respond::document(session, self.facade.metadata.clone()).await
-            }
             ("register", Method::POST) => self.register(session).await,
             ("authorize", Method::GET) => self.authorize(session).await,
             ("authorize", Method::POST) => self.decide(session).await,
             ("callback", Method::GET) => self.callback(session).await,
             ("token", Method::POST) => self.token(session).await,
-            ("revoke", Method::POST) => {
-                self.revoke_or_introspect(session, IdpEndpoint::Revocation)
-                    .await
-            }
-            ("introspect", Method::POST) => {
-                self.revoke_or_introspect(session, IdpEndpoint::Introspection)
-                    .await
-            }
             _ => {
                 let body = error_json!("invalid_request", "method not allowed here");
                 respond::error(session, 405, body).await
@@ -798,19 +804,7 @@ impl Broker<'_> {
                 )
                 .await
             }
-            Err(IdpError::Failed(e)) => {
-                warn!(
-                    "route {}: refresh at the IdP failed: {e}",
-                    self.facade.route
-                );
-                json_error(
-                    session,
-                    503,
-                    "temporarily_unavailable",
-                    "the identity provider cannot be reached",
-                )
-                .await
-            }
+            Err(IdpError::Failed(e)) => self.idp_unreachable(session, "refresh", &e).await,
         }
     }
 
@@ -869,17 +863,8 @@ impl Broker<'_> {
                 respond::send(session, 200, Bytes::new(), &cors_open()).await
             }
             (_, Err(IdpError::Failed(e))) => {
-                warn!(
-                    "route {}: {which:?} at the IdP failed: {e}",
-                    self.facade.route
-                );
-                json_error(
-                    session,
-                    503,
-                    "temporarily_unavailable",
-                    "the identity provider cannot be reached",
-                )
-                .await
+                self.idp_unreachable(session, &format!("{which:?}"), &e)
+                    .await
             }
         }
     }
@@ -972,6 +957,26 @@ impl Broker<'_> {
         query.append_pair("iss", &self.facade.issuer);
         let separator = if redirect_uri.contains('?') { '&' } else { '?' };
         format!("{redirect_uri}{separator}{}", query.finish())
+    }
+
+    /// A call to the IdP got no usable answer: logged, and 503 to the client.
+    pub(super) async fn idp_unreachable(
+        &self,
+        session: &mut Session,
+        what: &str,
+        error: &str,
+    ) -> Result<bool> {
+        warn!(
+            "route {}: {what} at the IdP failed: {error}",
+            self.facade.route
+        );
+        json_error(
+            session,
+            503,
+            "temporarily_unavailable",
+            "the identity provider cannot be reached",
+        )
+        .await
     }
 
     async fn error_page(&self, session: &mut Session, message: &str) -> Result<bool> {

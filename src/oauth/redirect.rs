@@ -5,7 +5,6 @@
 
 use bytes::Bytes;
 use http::Method;
-use log::warn;
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use serde_json::{json, Map, Value};
@@ -31,20 +30,9 @@ impl Broker<'_> {
         method: Method,
     ) -> Result<bool> {
         match (endpoint, method) {
-            ("metadata", Method::GET) => {
-                respond::document(session, self.facade.metadata.clone()).await
-            }
             ("register", Method::POST) => self.register_static(session).await,
             ("authorize", Method::GET) => self.authorize_at_idp(session).await,
             ("token", Method::POST) => self.token_at_idp(session).await,
-            ("revoke", Method::POST) => {
-                self.revoke_or_introspect(session, IdpEndpoint::Revocation)
-                    .await
-            }
-            ("introspect", Method::POST) => {
-                self.revoke_or_introspect(session, IdpEndpoint::Introspection)
-                    .await
-            }
             _ => {
                 let body = error_json!("invalid_request", "not available in redirect mode");
                 respond::error(session, 405, body).await
@@ -174,19 +162,7 @@ impl Broker<'_> {
                 )
                 .await
             }
-            Err(IdpError::Failed(e)) => {
-                warn!(
-                    "route {}: token request at the IdP failed: {e}",
-                    self.facade.route
-                );
-                json_error(
-                    session,
-                    503,
-                    "temporarily_unavailable",
-                    "the identity provider cannot be reached",
-                )
-                .await
-            }
+            Err(IdpError::Failed(e)) => self.idp_unreachable(session, "token", &e).await,
         }
     }
 }
