@@ -196,6 +196,9 @@ pub struct IdentityFile {
 pub struct TokenExchangeFile {
     pub audience: Option<String>,
     pub resource: Option<String>,
+    pub scope_prefix: Option<String>,
+    #[serde(default)]
+    pub extra_scopes: Vec<String>,
     pub scope: Option<String>,
 }
 
@@ -218,6 +221,9 @@ pub struct ProviderFile {
     /// Sent to the IdP's authorize and token endpoints when brokering.
     pub audience: Option<String>,
     pub resource: Option<String>,
+    pub scope_prefix: Option<String>,
+    #[serde(default)]
+    pub extra_scopes: Vec<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
     pub client_auth: Option<String>,

@@ -305,6 +305,11 @@ pub struct ProviderConfig {
     /// `audience` and `resource` sent to the IdP when brokering.
     pub audience: Option<String>,
     pub resource: Option<String>,
+    /// Put before each scope the gateway asks the IdP for (Entra: `api://<app id>/`); the
+    /// tokens then carry the scopes without it.
+    pub scope_prefix: Option<String>,
+    /// Always asked for at the IdP as well (`openid`, `offline_access` for refresh tokens).
+    pub extra_scopes: Vec<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<Secret>,
     pub client_auth: ClientAuth,
@@ -332,6 +337,22 @@ pub struct ProviderConfig {
 }
 
 impl ProviderConfig {
+    /// The `scope` parameter for the IdP's authorize endpoint, from the scopes a client asked
+    /// the gateway for: prefixed as the IdP names them, plus `extra_scopes`.
+    pub fn scopes_for_idp(&self, requested: &str) -> String {
+        let prefix = self.scope_prefix.as_deref().unwrap_or("");
+        let mut scopes: Vec<String> = requested
+            .split_whitespace()
+            .map(|s| format!("{prefix}{s}"))
+            .collect();
+        for extra in &self.extra_scopes {
+            if !scopes.contains(extra) {
+                scopes.push(extra.clone());
+            }
+        }
+        scopes.join(" ")
+    }
+
     /// Whether discovery must run: some endpoint the provider needs was not configured.
     pub fn needs_discovery(&self) -> bool {
         let jwt = self.tokens != TokenMode::Introspection;

@@ -101,6 +101,8 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
         authorization_endpoint: endpoint(p.authorization_endpoint, "authorization_endpoint")?,
         audience: p.audience,
         resource: p.resource,
+        scope_prefix: p.scope_prefix,
+        extra_scopes: p.extra_scopes,
         client_id: p.client_id,
         client_secret: p.client_secret.map(Secret),
         client_auth,
@@ -487,6 +489,24 @@ mod tests {
         assert!(p.required_claims.is_empty(), "exp is required anyway");
         assert_eq!(p.leeway.as_secs(), 60);
         assert!(p.needs_discovery());
+    }
+
+    #[test]
+    fn scopes_for_the_idp_take_the_prefix_and_the_extras() {
+        let yaml = BASE.replace(
+            "    client_id: gw\n",
+            "    client_id: gw\n    scope_prefix: api://app/\n    extra_scopes: [offline_access]\n",
+        );
+        let c = Config::from_yaml(&format!("{yaml}    auth: none\n"), Path::new("."), &|_| {
+            None
+        })
+        .unwrap();
+        let p = &c.providers["idp"];
+        assert_eq!(
+            p.scopes_for_idp("mcp.tools mcp.read"),
+            "api://app/mcp.tools api://app/mcp.read offline_access"
+        );
+        assert_eq!(p.scopes_for_idp(""), "offline_access");
     }
 
     #[test]

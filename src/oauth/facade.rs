@@ -504,10 +504,11 @@ impl Broker<'_> {
         };
         let verifier = random_token();
         let challenge = s256(&verifier);
-        let scope = q
+        let requested = q
             .scope
             .clone()
             .unwrap_or_else(|| self.auth.scopes.join(" "));
+        let scope = self.provider.config.scopes_for_idp(&requested);
         let state = self.sealer.seal(
             Purpose::State,
             &BrokerState {

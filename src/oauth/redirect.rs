@@ -109,7 +109,6 @@ impl Broker<'_> {
             for name in [
                 "response_type",
                 "state",
-                "scope",
                 "code_challenge",
                 "code_challenge_method",
                 "nonce",
@@ -117,6 +116,10 @@ impl Broker<'_> {
                 if let Some(v) = params.get(name) {
                     q.append_pair(name, v);
                 }
+            }
+            let scope = c.scopes_for_idp(params.get("scope").unwrap_or_default());
+            if !scope.is_empty() {
+                q.append_pair("scope", &scope);
             }
             for (name, value) in [("audience", &c.audience), ("resource", &c.resource)] {
                 if let Some(v) = value {
