@@ -1,6 +1,6 @@
 //! The whole OAuth way with real parts, none written here: `oidc-provider` (a certified
 //! OpenID provider) as the IdP, the reference MCP server, and the official TypeScript SDK
-//! client with an OAuth client provider. Through a brokered route the client discovers,
+//! clients (1.x and the 2.x client of the 2026-07-28 revision) with an OAuth client provider. Through a brokered route the client discovers,
 //! registers, authorizes (the gateway's consent, the IdP's login and consent, by form
 //! posts), gets tokens, runs an MCP session with a streamed tool, and refreshes.
 
@@ -34,6 +34,13 @@ fn wait_for(url: &str, what: &str) {
 
 #[test]
 fn the_sdk_client_completes_oauth_through_a_brokered_route_and_refreshes() {
+    for sdk in ["v1", "v2"] {
+        oauth_through_a_brokered_route(sdk);
+    }
+}
+
+/// `sdk`: `v1` (`@modelcontextprotocol/sdk` 1.x) or `v2` (`@modelcontextprotocol/client` 2.x).
+fn oauth_through_a_brokered_route(sdk: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let e2e = root.join("tests/e2e");
     assert!(
@@ -95,12 +102,13 @@ routes:
     let out = Command::new("node")
         .arg(e2e.join("mcp_oauth_client.mjs"))
         .arg(gw.url("/mcp/everything"))
+        .arg(sdk)
         .output()
         .expect("node runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
-        "client failed: {stdout}\n{}\ngateway log:\n{}",
+        "{sdk} client failed: {stdout}\n{}\ngateway log:\n{}",
         String::from_utf8_lossy(&out.stderr),
         gw.log()
     );

@@ -2,10 +2,20 @@
 // dynamic registration, authorize with PKCE (the user's browser is played here: the
 // gateway's consent page, then the IdP's login and consent forms, by plain HTTP posts),
 // token, an MCP session with a tool call and a streamed tool, then a refresh. Prints one
-// JSON line of what it saw.
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { UnauthorizedError } from "@modelcontextprotocol/sdk/client/auth.js";
+// JSON line of what it saw. Usage: node mcp_oauth_client.mjs <url> [v1|v2]: v1 is
+// `@modelcontextprotocol/sdk` 1.x, v2 is `@modelcontextprotocol/client` 2.x (the 2026-07-28
+// revision: it checks the authorization response's `iss`).
+const v2 = process.argv[3] === "v2";
+const { Client, StreamableHTTPClientTransport, UnauthorizedError } = v2
+  ? await import("@modelcontextprotocol/client")
+  : {
+      ...(await import("@modelcontextprotocol/sdk/client/index.js")),
+      ...(await import("@modelcontextprotocol/sdk/client/streamableHttp.js")),
+      ...(await import("@modelcontextprotocol/sdk/client/auth.js")),
+    };
+// v1 takes a result schema before the options.
+const callTool = (client, params, options) =>
+  v2 ? client.callTool(params, options) : client.callTool(params, undefined, options);
 
 const url = new URL(process.argv[2]);
 const redirectUrl = "http://127.0.0.1:1/callback"; // never reached: the code is read off the redirect
@@ -45,7 +55,7 @@ async function browse(start) {
       if (to.href.startsWith(redirectUrl)) {
         if (to.searchParams.get("error")) throw new Error(`authorization failed: ${to.search}`);
         seen.iss = to.searchParams.get("iss");
-        return to.searchParams.get("code");
+        return to.searchParams;
       }
       next = { url: to, method: "GET" };
       continue;
@@ -76,7 +86,7 @@ async function browse(start) {
 }
 
 class HeadlessProvider {
-  _client; _tokens; _verifier; code;
+  _client; _tokens; _verifier; callback;
   get redirectUrl() { return redirectUrl; }
   get clientMetadata() {
     return { client_name: "mcpgate e2e", redirect_uris: [redirectUrl], grant_types: ["authorization_code", "refresh_token"], response_types: ["code"], token_endpoint_auth_method: "none" };
@@ -87,7 +97,7 @@ class HeadlessProvider {
   saveTokens(tokens) { seen.tokensSaved++; this._tokens = tokens; }
   saveCodeVerifier(v) { this._verifier = v; }
   codeVerifier() { return this._verifier; }
-  async redirectToAuthorization(authorizationUrl) { this.code = await browse(authorizationUrl); }
+  async redirectToAuthorization(authorizationUrl) { this.callback = await browse(authorizationUrl); }
 }
 
 const provider = new HeadlessProvider();
@@ -106,20 +116,20 @@ try {
 }
 {
   const transport = new StreamableHTTPClientTransport(url, { authProvider: provider });
-  await transport.finishAuth(provider.code);
+  await transport.finishAuth(v2 ? provider.callback : provider.callback.get("code"));
 }
 const { client, transport } = await connect();
-const echo = await client.callTool({ name: "echo", arguments: { message: "authorized" } });
+const echo = await callTool(client, { name: "echo", arguments: { message: "authorized" } });
 const progress = [];
-await client.callTool(
+await callTool(
+  client,
   { name: "trigger-long-running-operation", arguments: { duration: 1, steps: 3 } },
-  undefined,
   { onprogress: (p) => progress.push(p.progress) },
 );
 // Spoil the access token: the next call gets 401, and the SDK refreshes through the gateway.
 const firstAccess = provider._tokens.access_token;
 provider._tokens = { ...provider._tokens, access_token: "spoiled" };
-const again = await client.callTool({ name: "echo", arguments: { message: "refreshed" } });
+const again = await callTool(client, { name: "echo", arguments: { message: "refreshed" } });
 await transport.terminateSession();
 await client.close();
 
