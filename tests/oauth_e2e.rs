@@ -1,8 +1,9 @@
 //! The whole OAuth way with real parts, none written here: `oidc-provider` (a certified
 //! OpenID provider) as the IdP, the reference MCP server, and the official TypeScript SDK
-//! clients (1.x and the 2.x client of the 2026-07-28 revision) with an OAuth client provider. Through a brokered route the client discovers,
-//! registers, authorizes (the gateway's consent, the IdP's login and consent, by form
-//! posts), gets tokens, runs an MCP session with a streamed tool, and refreshes.
+//! clients (1.x, and the 2.x client of the 2026-07-28 revision) with an OAuth client
+//! provider. Through a brokered route each client discovers, registers, authorizes (the
+//! gateway's consent, the IdP's login and consent, by form posts), gets tokens, runs an MCP
+//! session with a streamed tool, and refreshes.
 
 mod common;
 

@@ -158,7 +158,7 @@ async fn supervise(key: SpawnKey, state: Arc<SpawnState>, mut stopped: watch::Re
         metrics::SPAWN_STARTS.with_label_values(&[&label]).inc();
         let started = Instant::now();
         let mut child = match start(&key.spawn) {
-            Ok(child) => ProcessGroup(child),
+            Ok(child) => ProcessGroup::new(child),
             Err(e) => {
                 warn!(
                     "spawned upstream {label}: cannot start `{}`: {e}",
@@ -197,16 +197,48 @@ async fn supervise(key: SpawnKey, state: Arc<SpawnState>, mut stopped: watch::Re
     }
 }
 
-/// A started command. Dropping it (a quick shutdown drops every task) kills its whole
-/// process group, so no grandchild outlives the gateway.
+/// A started command. Dropping it kills its whole process group, so no grandchild outlives
+/// the gateway.
 struct ProcessGroup(Child);
+
+/// Groups started and not yet dropped. A quick shutdown (SIGINT) exits the process without
+/// waiting for tasks to be dropped, so an `atexit` hook kills what is still listed here.
+static LIVE_GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+
+extern "C" fn kill_live_groups() {
+    // `try_lock`: at exit, never wait for a thread that may not run again.
+    if let Ok(groups) = LIVE_GROUPS.try_lock() {
+        for &pid in groups.iter() {
+            signal_group(pid, libc::SIGKILL);
+        }
+    }
+}
+
+impl ProcessGroup {
+    fn new(child: Child) -> ProcessGroup {
+        static HOOK: std::sync::Once = std::sync::Once::new();
+        // SAFETY: registers a plain `extern "C"` function with no arguments, as atexit(3) wants.
+        HOOK.call_once(|| unsafe {
+            libc::atexit(kill_live_groups);
+        });
+        if let Some(pid) = child.id() {
+            live_groups().push(pid);
+        }
+        ProcessGroup(child)
+    }
+}
 
 impl Drop for ProcessGroup {
     fn drop(&mut self) {
         if let Some(pid) = self.0.id() {
             signal_group(pid, libc::SIGKILL);
+            live_groups().retain(|&p| p != pid);
         }
     }
+}
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<u32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn start(spec: &SpawnSpec) -> std::io::Result<Child> {

@@ -297,14 +297,26 @@ impl Traffic {
     }
 }
 
-/// Waits until `pid` no longer exists.
+/// Waits until `pid` has died. A zombie counts as dead: when the gateway exits right after
+/// killing a child, the child is reparented before it is reaped, and a container's PID 1
+/// may never reap it.
 pub fn wait_dead(pid: i32, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
+    while is_running(pid) {
         assert!(Instant::now() < deadline, "{what}");
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+fn is_running(pid: i32) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    // The state follows the command name, which is in parentheses and may contain spaces.
+    let state = stat
+        .rsplit_once(") ")
+        .and_then(|(_, rest)| rest.chars().next());
+    !matches!(state, Some('Z' | 'X') | None)
 }
 
 /// One request as the upstream saw it.
