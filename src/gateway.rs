@@ -248,9 +248,8 @@ impl ProxyHttp for Gateway {
                 response.insert_header(name, value)?;
             }
         }
-        if let (Some(rate), Some(Auth::Bearer(b))) = (&ctx.rate, ctx.route().map(|r| &r.auth)) {
-            let limit = b.rate_limit.as_ref().map_or(0, |l| l.limit);
-            for (name, value) in rate.headers(limit) {
+        if let Some(rate) = &ctx.rate {
+            for (name, value) in rate.headers() {
                 response.insert_header(name, value)?;
             }
         }
@@ -419,9 +418,8 @@ impl Gateway {
         if let Some(challenge) = deny.challenge {
             headers.push((WWW_AUTHENTICATE, challenge));
         }
-        if let (Some(rate), Auth::Bearer(b)) = (&deny.rate, &route.auth) {
-            let limit = b.rate_limit.as_ref().map_or(0, |l| l.limit);
-            headers.extend(rate.headers(limit));
+        if let Some(rate) = &deny.rate {
+            headers.extend(rate.headers());
         }
         ctx.principal = deny.principal;
         respond::send(session, deny.status, deny.body, &headers).await

@@ -56,10 +56,6 @@ impl<V> SlotCache<V> {
         }
     }
 
-    pub fn capacity(&self) -> usize {
-        self.slots.len()
-    }
-
     fn set(&self, key: &Key) -> &[ArcSwapOption<Entry<V>>] {
         // The key is a cryptographic digest: any 8 of its bytes are uniformly spread.
         let h = u64::from_le_bytes(key[..8].try_into().expect("8 bytes"));
@@ -106,19 +102,24 @@ impl<V> SlotCache<V> {
         set[victim].store(Some(entry.clone()));
         entry
     }
-
-    /// Entries alive at `now` (a scan; for tests and metrics, not the hot path).
-    pub fn live(&self, now: u64) -> usize {
-        self.slots
-            .iter()
-            .filter(|s| s.load().as_ref().is_some_and(|e| e.expires() > now))
-            .count()
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    impl<V> SlotCache<V> {
+        fn capacity(&self) -> usize {
+            self.slots.len()
+        }
+
+        fn live(&self, now: u64) -> usize {
+            self.slots
+                .iter()
+                .filter(|s| s.load().as_ref().is_some_and(|e| e.expires() > now))
+                .count()
+        }
+    }
 
     #[test]
     fn finds_what_it_stored_until_it_expires() {

@@ -29,6 +29,8 @@ pub struct RateLimiter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     pub allowed: bool,
+    /// Requests per window (what `RateLimit-Limit` says).
+    pub limit: u32,
     pub remaining: u32,
     /// Until the bucket is full again (allowed) or the next request may pass (denied).
     pub wait: Duration,
@@ -37,12 +39,12 @@ pub struct Decision {
 impl Decision {
     /// `RateLimit-Limit`/`-Remaining`/`-Reset` (the IETF draft's names), and on a refusal
     /// `Retry-After`, in whole seconds rounded up.
-    pub fn headers(&self, limit: u32) -> Vec<(HeaderName, HeaderValue)> {
+    pub fn headers(&self) -> Vec<(HeaderName, HeaderValue)> {
         let wait = self.wait.as_secs() + u64::from(self.wait.subsec_nanos() > 0);
         let mut h = vec![
             (
                 HeaderName::from_static("ratelimit-limit"),
-                HeaderValue::from(limit),
+                HeaderValue::from(self.limit),
             ),
             (
                 HeaderName::from_static("ratelimit-remaining"),
@@ -88,6 +90,7 @@ impl RateLimiter {
             if ahead > self.tolerance {
                 return Decision {
                     allowed: false,
+                    limit: self.config.limit,
                     remaining: 0,
                     wait: Duration::from_nanos(ahead - self.tolerance),
                 };
@@ -102,6 +105,7 @@ impl RateLimiter {
                     bucket.extend_expiry(next);
                     return Decision {
                         allowed: true,
+                        limit: self.config.limit,
                         remaining: ((self.tolerance - ahead) / self.interval) as u32,
                         wait: Duration::from_nanos(ahead),
                     };

@@ -454,6 +454,11 @@ pub fn cors(raw: Option<CorsFile>, at: &str) -> Result<Vec<String>, ConfigError>
 
 fn http_url(s: &str, at: &str) -> Result<String, ConfigError> {
     match Url::parse(s) {
+        // Credentials in a URL would reach logs with every error about it.
+        Ok(u) if !u.username().is_empty() || u.password().is_some() => Err(ConfigError::new(
+            at,
+            "must not carry credentials (use client_id and client_secret)",
+        )),
         Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => Ok(s.to_string()),
         _ => Err(ConfigError::new(at, "must be an http(s) URL")),
     }
@@ -547,6 +552,18 @@ mod tests {
         .to_string();
         assert!(
             err.starts_with("providers.idp.issuer: must be an http(s) URL"),
+            "{err}"
+        );
+        let with_password = BASE.replace("https://idp.test/", "https://u:pw@idp.test/");
+        let err = Config::from_yaml(
+            &format!("{with_password}    auth: none\n"),
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("must not carry credentials") && !err.contains("pw"),
             "{err}"
         );
     }

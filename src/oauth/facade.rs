@@ -28,7 +28,7 @@ use crate::config::{BearerAuth, OAuthMode, Route};
 use crate::respond;
 
 /// Form and JSON bodies larger than this get 413.
-const MAX_BODY: usize = 16 * 1024;
+pub(super) const MAX_BODY: usize = 16 * 1024;
 /// Lifetimes of what the gateway seals, in seconds.
 const CONSENT_TTL: u64 = 600;
 const STATE_TTL: u64 = 600;
@@ -238,23 +238,8 @@ impl Broker<'_> {
     /// RFC 7591, stateless: the `client_id` is the sealed registration. Any scope and auth
     /// method a client sends is accepted; `redirect_uris` are echoed.
     async fn register(&self, session: &mut Session) -> Result<bool> {
-        let Some(body) = respond::read_body(session, MAX_BODY).await? else {
-            return json_error(
-                session,
-                413,
-                "invalid_client_metadata",
-                "the request is too large",
-            )
-            .await;
-        };
-        let Ok(mut meta) = serde_json::from_slice::<Map<String, Value>>(&body) else {
-            return json_error(
-                session,
-                400,
-                "invalid_client_metadata",
-                "the body is not a JSON object",
-            )
-            .await;
+        let Some(mut meta) = read_registration(session).await? else {
+            return Ok(true);
         };
         let uris: Vec<String> = match meta.get("redirect_uris").and_then(Value::as_array) {
             Some(list) if !list.is_empty() => list
@@ -1072,6 +1057,31 @@ pub(super) fn cors_open() -> Vec<(HeaderName, HeaderValue)> {
     let mut headers = crate::cors::preflight_headers().to_vec();
     headers.push((ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*")));
     headers
+}
+
+/// A registration request's JSON object. `None`: the request was answered (413, 400).
+pub(super) async fn read_registration(session: &mut Session) -> Result<Option<Map<String, Value>>> {
+    let Some(body) = respond::read_body(session, MAX_BODY).await? else {
+        json_error(
+            session,
+            413,
+            "invalid_client_metadata",
+            "the request is too large",
+        )
+        .await?;
+        return Ok(None);
+    };
+    let Ok(meta) = serde_json::from_slice::<Map<String, Value>>(&body) else {
+        json_error(
+            session,
+            400,
+            "invalid_client_metadata",
+            "the body is not a JSON object",
+        )
+        .await?;
+        return Ok(None);
+    };
+    Ok(Some(meta))
 }
 
 pub(super) async fn json_error(

@@ -7,9 +7,11 @@ use bytes::Bytes;
 use http::Method;
 use pingora::prelude::*;
 use pingora::proxy::Session;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use super::facade::{acceptable_redirect, cors_open, json_error, Broker, Params};
+use super::facade::{
+    acceptable_redirect, cors_open, json_error, read_registration, Broker, Params, MAX_BODY,
+};
 use crate::auth::provider::{IdpEndpoint, IdpError};
 use crate::respond;
 
@@ -43,23 +45,8 @@ impl Broker<'_> {
     /// Every caller gets the provider's static `client_id` (never its secret: the gateway
     /// adds that at `/token`), with its redirect URIs echoed.
     async fn register_static(&self, session: &mut Session) -> Result<bool> {
-        let Some(body) = respond::read_body(session, 16 * 1024).await? else {
-            return json_error(
-                session,
-                413,
-                "invalid_client_metadata",
-                "the request is too large",
-            )
-            .await;
-        };
-        let Ok(mut meta) = serde_json::from_slice::<Map<String, Value>>(&body) else {
-            return json_error(
-                session,
-                400,
-                "invalid_client_metadata",
-                "the body is not a JSON object",
-            )
-            .await;
+        let Some(mut meta) = read_registration(session).await? else {
+            return Ok(true);
         };
         let client_id = self.provider.config.client_id.clone().unwrap_or_default();
         meta.insert("client_id".into(), client_id.into());
@@ -135,7 +122,7 @@ impl Broker<'_> {
     /// The client's grant, passed on with the gateway's credentials and the resource
     /// override; the IdP's answer (or OAuth error) goes back as it is.
     async fn token_at_idp(&self, session: &mut Session) -> Result<bool> {
-        let Some(body) = respond::read_body(session, 16 * 1024).await? else {
+        let Some(body) = respond::read_body(session, MAX_BODY).await? else {
             return json_error(session, 413, "invalid_request", "the request is too large").await;
         };
         let form = Params::parse(&body);
