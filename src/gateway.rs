@@ -101,11 +101,11 @@ impl ProxyHttp for Gateway {
             return self.resource_metadata(session, &snapshot).await;
         }
         if let Some(issuer) = metadata::requested_issuer(req.uri.path()) {
-            let facade = snapshot
+            let compiled = snapshot
                 .discovery_route(host(req), issuer)
-                .and_then(|i| snapshot.routes[i].facade.as_ref());
-            return match facade {
-                Some(f) => respond::document(session, f.metadata.clone()).await,
+                .map(|i| &snapshot.routes[i]);
+            return match compiled.and_then(|c| Some((c.facade.as_ref()?, c.guard.as_ref()?))) {
+                Some((f, guard)) => respond::document(session, f.metadata(&guard.provider)).await,
                 None => {
                     let body = error_json!("not_found", "no authorization server at this path");
                     respond::error(session, 404, body).await

@@ -198,6 +198,21 @@ fn a_client_registers_consents_gets_tokens_and_refreshes() {
         assert_eq!(meta["issuer"], gw.url("/mcp"), "{path}");
         assert_eq!(meta["code_challenge_methods_supported"], json!(["S256"]));
         assert_eq!(meta["registration_endpoint"], gw.url("/mcp/oauth/register"));
+        // What the IdP's own metadata says about itself is carried over; endpoints the
+        // gateway does not proxy are not.
+        assert_eq!(
+            meta["scopes_supported"],
+            json!(["mcp:tools", "openid", "email", "offline_access"])
+        );
+        assert_eq!(
+            meta["service_documentation"],
+            format!("{}/docs", s.idp.issuer())
+        );
+        assert!(meta.get("userinfo_endpoint").is_none());
+        assert_eq!(
+            meta["grant_types_supported"],
+            json!(["authorization_code", "refresh_token"])
+        );
     }
 
     let registration = json!({"redirect_uris": [REDIRECT], "client_name": "Test client",

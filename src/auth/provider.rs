@@ -10,6 +10,7 @@ use std::time::Duration;
 use arc_swap::ArcSwap;
 use log::{info, warn};
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::cache::{digest, Key as CacheKey, SlotCache};
 use super::jwk::KeySet;
@@ -43,6 +44,8 @@ struct Endpoints {
     token: Option<String>,
     authorization: Option<String>,
     revocation: Option<String>,
+    /// The descriptive part of the IdP's metadata document, for the gateway's own.
+    described: Arc<Map<String, Value>>,
 }
 
 /// The IdP endpoints the gateway calls with its own client credentials.
@@ -130,6 +133,7 @@ impl Provider {
             token: config.token_endpoint.clone(),
             authorization: config.authorization_endpoint.clone(),
             revocation: None,
+            described: Arc::default(),
         };
         Ok(Provider {
             name: name.to_string(),
@@ -346,6 +350,7 @@ impl Provider {
                     .clone()
                     .or(meta.authorization_endpoint),
                 revocation: meta.revocation_endpoint,
+                described: Arc::new(meta.described),
             }));
         }
         if !self.config.wants_jwks_fetch() {
@@ -378,8 +383,8 @@ impl Provider {
                     continue;
                 }
             };
-            let meta: Metadata = serde_json::from_slice(&body)
-                .map_err(|e| format!("{url}: not valid metadata: {e}"))?;
+            let meta =
+                Metadata::parse(&body).map_err(|e| format!("{url}: not valid metadata: {e}"))?;
             if meta.issuer != self.config.issuer {
                 return Err(format!(
                     "{url}: issuer is `{}`, not the configured `{}`",
@@ -523,7 +528,7 @@ impl Provider {
         &self,
         url: &str,
         form: &[(&str, &str)],
-    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
+    ) -> Result<Map<String, Value>, IdpError> {
         let c = &self.config;
         let id = c.client_id.as_deref().unwrap_or_default();
         let secret = c.client_secret.as_ref().map(|s| s.0.as_str());
@@ -552,7 +557,7 @@ impl Provider {
         if status != 200 {
             // The IdP's error code is what matters; its body is not echoed (it may quote
             // the request).
-            let code = serde_json::from_slice::<serde_json::Value>(&body)
+            let code = serde_json::from_slice::<Value>(&body)
                 .ok()
                 .and_then(|v| v.get("error")?.as_str().map(str::to_string));
             return Err(match code {
@@ -561,22 +566,25 @@ impl Provider {
             });
         }
         if body.is_empty() {
-            return Ok(serde_json::Map::new()); // revocation answers 200 with no body
+            return Ok(Map::new()); // revocation answers 200 with no body
         }
         serde_json::from_slice(&body).map_err(|_| failed("the answer is not a JSON object".into()))
     }
 
     /// The IdP's authorization endpoint, once known.
+    /// The descriptive fields of the IdP's discovered metadata (empty without discovery).
+    /// The same `Arc` until the next discovery: callers may cache what they derive from it.
+    pub fn described(&self) -> Arc<Map<String, Value>> {
+        self.endpoints.load().described.clone()
+    }
+
     pub fn authorization_endpoint(&self) -> Option<String> {
         self.endpoints.load().authorization.clone()
     }
 
     /// A grant at the IdP's token endpoint with the gateway's own client credentials
     /// (authorization code, refresh token). Returns the IdP's JSON answer.
-    pub async fn token_grant(
-        &self,
-        form: &[(&str, &str)],
-    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
+    pub async fn token_grant(&self, form: &[(&str, &str)]) -> Result<Map<String, Value>, IdpError> {
         self.call(IdpEndpoint::Token, form).await
     }
 
@@ -585,7 +593,7 @@ impl Provider {
         &self,
         which: IdpEndpoint,
         form: &[(&str, &str)],
-    ) -> Result<serde_json::Map<String, serde_json::Value>, IdpError> {
+    ) -> Result<Map<String, Value>, IdpError> {
         let endpoint = {
             let endpoints = self.endpoints.load();
             match which {
@@ -615,6 +623,35 @@ struct Metadata {
     token_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    #[serde(skip)]
+    described: Map<String, Value>,
+}
+
+/// Fields of an IdP's metadata that describe it rather than name its endpoints: they stay
+/// true of the gateway's facade over it. Endpoints the gateway does not proxy (userinfo,
+/// logout, device, PAR, JWKS) are left out, as the facade cannot honour them.
+const DESCRIPTIVE_FIELDS: [&str; 8] = [
+    "scopes_supported",
+    "claims_supported",
+    "grant_types_supported",
+    "ui_locales_supported",
+    "claims_locales_supported",
+    "service_documentation",
+    "op_policy_uri",
+    "op_tos_uri",
+];
+
+impl Metadata {
+    fn parse(body: &[u8]) -> Result<Metadata, serde_json::Error> {
+        let document: Map<String, Value> = serde_json::from_slice(body)?;
+        let described = DESCRIPTIVE_FIELDS
+            .iter()
+            .filter_map(|&k| Some((k.to_string(), document.get(k)?.clone())))
+            .collect();
+        let mut meta: Metadata = serde_json::from_value(Value::Object(document))?;
+        meta.described = described;
+        Ok(meta)
+    }
 }
 
 /// Where an issuer's metadata may be, in the order MCP clients try them.

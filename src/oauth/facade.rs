@@ -6,6 +6,8 @@
 
 use std::sync::Arc;
 
+use arc_swap::ArcSwapOption;
+
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -44,8 +46,10 @@ pub struct Facade {
     pub issuer: String,
     endpoint_base: String,
     callback: String,
-    /// The RFC 8414 document, rendered once.
-    pub metadata: Bytes,
+    /// The gateway's own RFC 8414 fields; the IdP's descriptive ones are merged in.
+    metadata: Map<String, Value>,
+    /// The merged document, rendered again only when the IdP's metadata was rediscovered.
+    rendered: ArcSwapOption<Rendered>,
     /// The cookie names: `__Host-` and `Secure` when the gateway is reached over https. One
     /// binds a consent form to its browser, the other remembers approvals.
     cookie: &'static str,
@@ -53,6 +57,11 @@ pub struct Facade {
     secure: bool,
     pub(super) route: String,
     mode: OAuthMode,
+}
+
+struct Rendered {
+    from: Arc<Map<String, Value>>,
+    document: Bytes,
 }
 
 /// A client registration, sealed into its `client_id`.
@@ -142,7 +151,11 @@ impl Facade {
             callback: format!("{base}/callback"),
             endpoint_base: base,
             issuer,
-            metadata: Bytes::from(metadata.to_string()),
+            metadata: match metadata {
+                Value::Object(fields) => fields,
+                _ => unreachable!("json! of an object"),
+            },
+            rendered: ArcSwapOption::empty(),
             cookie: if secure {
                 "__Host-mcpgate-consent"
             } else {
@@ -157,6 +170,56 @@ impl Facade {
             route: route.name.clone(),
             mode: auth.oauth,
         }
+    }
+}
+
+impl Facade {
+    /// The RFC 8414 document: the gateway's endpoints and capabilities, with what the IdP's
+    /// own (background-fetched) metadata says about scopes, claims, grants and policies.
+    pub fn metadata(&self, idp: &Provider) -> Bytes {
+        let described = idp.described();
+        if let Some(r) = &*self.rendered.load() {
+            if Arc::ptr_eq(&r.from, &described) {
+                return r.document.clone();
+            }
+        }
+        let document = Bytes::from(Value::Object(self.merge(&described)).to_string());
+        self.rendered.store(Some(Arc::new(Rendered {
+            from: described,
+            document: document.clone(),
+        })));
+        document
+    }
+
+    fn merge(&self, idp: &Map<String, Value>) -> Map<String, Value> {
+        let mut document = self.metadata.clone();
+        for (key, value) in idp {
+            match key.as_str() {
+                // The route's scopes first, then those the IdP offers.
+                "scopes_supported" => {
+                    let Some(Value::Array(ours)) = document.get_mut(key) else {
+                        continue;
+                    };
+                    for scope in value.as_array().into_iter().flatten() {
+                        if !ours.contains(scope) {
+                            ours.push(scope.clone());
+                        }
+                    }
+                }
+                // Only the grants both sides support (a code is always exchanged).
+                "grant_types_supported" => {
+                    let Some(Value::Array(ours)) = document.get_mut(key) else {
+                        continue;
+                    };
+                    let theirs = value.as_array().map(Vec::as_slice).unwrap_or(&[]);
+                    ours.retain(|g| g == "authorization_code" || theirs.contains(g));
+                }
+                _ => {
+                    document.insert(key.clone(), value.clone());
+                }
+            }
+        }
+        document
     }
 }
 
@@ -205,7 +268,7 @@ impl Broker<'_> {
         // What both modes answer alike.
         match (endpoint, &method) {
             ("metadata", &Method::GET) => {
-                return respond::document(session, self.facade.metadata.clone()).await
+                return respond::document(session, self.facade.metadata(self.provider)).await
             }
             ("revoke", &Method::POST) => {
                 return self

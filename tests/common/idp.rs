@@ -561,6 +561,9 @@ async fn handle(
                     "authorization_response_iss_parameter_supported": true,
                     "token_endpoint_auth_methods_supported":
                         ["client_secret_basic", "client_secret_post"],
+                    "scopes_supported": ["openid", "email", "offline_access"],
+                    "service_documentation": format!("{origin}/docs"),
+                    "userinfo_endpoint": format!("{origin}/userinfo"),
                 }),
             )
         }
