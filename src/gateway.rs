@@ -16,15 +16,15 @@ use pingora::{ErrorSource, ErrorType};
 use crate::auth::principal::Principal;
 use crate::auth::rate_limit::Decision;
 use crate::auth::{self, Deny, Guard};
-use crate::config::{Auth, BearerAuth, Route};
+use crate::config::{Auth, BearerAuth, Route, Strategy};
 use crate::cors;
 use crate::metrics;
-use crate::oauth::facade::{self, Broker};
+use crate::oauth::facade::{self, Behind, Broker};
 use crate::oauth::metadata;
 use crate::respond;
 use crate::routing;
 use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
-use crate::upstream::credential;
+use crate::upstream::credential::{self, UpstreamCredential};
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
@@ -43,8 +43,8 @@ pub struct RequestCtx {
     principal: Option<Arc<Principal>>,
     /// The rate-limit state reported in the response's headers.
     rate: Option<Decision>,
-    /// `Authorization` for the upstream, from a token exchange.
-    upstream_authorization: Option<HeaderValue>,
+    /// The upstream's own credential: from a token exchange, or opened from an issued token.
+    upstream_credential: Option<UpstreamCredential>,
 }
 
 impl RequestCtx {
@@ -69,7 +69,7 @@ impl ProxyHttp for Gateway {
             origin: None,
             principal: None,
             rate: None,
-            upstream_authorization: None,
+            upstream_credential: None,
         }
     }
 
@@ -104,8 +104,11 @@ impl ProxyHttp for Gateway {
             let compiled = snapshot
                 .discovery_route(host(req), issuer)
                 .map(|i| &snapshot.routes[i]);
-            return match compiled.and_then(|c| Some((c.facade.as_ref()?, c.guard.as_ref()?))) {
-                Some((f, guard)) => respond::document(session, f.metadata(&guard.provider)).await,
+            return match compiled.and_then(|c| Some((c.facade.as_ref()?, c.guard.as_ref()))) {
+                Some((f, guard)) => {
+                    let idp = guard.map(|g| &*g.provider);
+                    respond::document(session, f.metadata(idp)).await
+                }
                 None => {
                     let body = error_json!("not_found", "no authorization server at this path");
                     respond::error(session, 404, body).await
@@ -119,23 +122,35 @@ impl ProxyHttp for Gateway {
         let index = found.route;
         ctx.routed = Some((snapshot.clone(), index));
         let (route, compiled) = snapshot.route(index);
-        if let (Some(facade), Auth::Bearer(bearer), Some(guard)) =
-            (&compiled.facade, &route.auth, &compiled.guard)
-        {
+        if let Some(facade) = &compiled.facade {
             let path = session.req_header().uri.path();
             let rest = if route.prefix == "/" {
                 path
             } else {
                 &path[route.prefix.len()..]
             };
-            if let Some(endpoint) = facade::endpoint(rest) {
+            let behind = match (&route.auth, &compiled.guard) {
+                (Auth::Bearer(auth), Some(guard)) => Some(Behind::Idp {
+                    provider: &guard.provider,
+                    auth,
+                }),
+                (Auth::Issued(auth), _) => Some(Behind::Issued {
+                    auth,
+                    service: match &auth.strategy {
+                        Strategy::Chained { service } => snapshot.services.get(service),
+                        Strategy::Passthrough(_) => None,
+                    },
+                    revocations: &snapshot.revocations,
+                }),
+                _ => None,
+            };
+            if let (Some(endpoint), Some(behind)) = (facade::endpoint(rest), behind) {
                 let broker = Broker {
                     facade,
-                    provider: &guard.provider,
+                    behind,
                     sealer: &snapshot.sealer,
                     used_codes: &snapshot.used_codes,
                     documents: &snapshot.client_documents,
-                    auth: bearer,
                 };
                 return broker.serve(session, endpoint).await;
             }
@@ -171,10 +186,28 @@ impl ProxyHttp for Gateway {
                 return respond::send(session, 204, Bytes::new(), &headers).await;
             }
         }
-        match (&route.auth, &compiled.guard) {
-            (Auth::Bearer(bearer), Some(guard)) => {
+        match (&route.auth, &compiled.guard, &compiled.issued) {
+            (Auth::Bearer(bearer), Some(guard), _) => {
                 self.authorize(session, ctx, route, compiled, bearer, guard)
                     .await
+            }
+            (Auth::Issued(auth), _, Some(issued)) => {
+                let now = auth::unix_now();
+                let checked = issued.check(
+                    &snapshot.sealer,
+                    &snapshot.revocations,
+                    session.req_header(),
+                    now,
+                );
+                match checked {
+                    Ok((passed, key)) => {
+                        ctx.rate = passed.rate;
+                        ctx.principal = Some(passed.principal);
+                        ctx.upstream_credential = UpstreamCredential::placed(&auth.placement, &key);
+                        Ok(false)
+                    }
+                    Err(deny) => self.refuse(session, ctx, route, deny).await,
+                }
             }
             _ => Ok(false),
         }
@@ -221,7 +254,7 @@ impl ProxyHttp for Gateway {
             upstream_request,
             route,
             ctx.principal.as_deref(),
-            ctx.upstream_authorization.as_ref(),
+            ctx.upstream_credential.as_ref(),
         )
     }
 
@@ -397,7 +430,7 @@ impl Gateway {
                 );
                 return respond::send(session, 502, body.into(), &self.cors(ctx)).await;
             }
-            ctx.upstream_authorization = value;
+            ctx.upstream_credential = value.map(UpstreamCredential::authorization);
         }
         ctx.principal = Some(passed.principal);
         Ok(false)

@@ -14,12 +14,14 @@ use log::{info, warn};
 use crate::auth::provider::Provider;
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::Guard;
-use crate::config::{Auth, Config, ConfigError, OAuthMode, Route, SealKeys};
+use crate::config::{Auth, Config, ConfigError, Route, SealKeys};
 use crate::metrics;
 use crate::oauth::cimd;
 use crate::oauth::facade::{Facade, UsedCodes};
+use crate::oauth::issued::{IssuedGuard, Revocations};
 use crate::oauth::metadata;
 use crate::oauth::seal::Sealer;
+use crate::oauth::service::Service;
 use crate::routing::Router;
 use crate::upstream::credential::Exchanger;
 use crate::upstream::peer::UpstreamPeer;
@@ -37,6 +39,10 @@ pub struct Snapshot {
     pub used_codes: Arc<UsedCodes>,
     /// Client ID metadata documents, fetched and cached.
     pub client_documents: cimd::Fetcher,
+    /// Downstream OAuth services of chained routes, by name.
+    pub services: BTreeMap<String, Service>,
+    /// Grants of issued tokens revoked on this process, kept across reloads.
+    pub revocations: Arc<Revocations>,
 }
 
 pub struct CompiledRoute {
@@ -46,6 +52,8 @@ pub struct CompiledRoute {
     pub spawned: Option<(SpawnKey, Arc<SpawnState>)>,
     /// The bearer check (`auth` with a provider).
     pub guard: Option<Guard>,
+    /// The check of the gateway's own tokens (passthrough and chained routes).
+    pub issued: Option<IssuedGuard>,
     pub exchanger: Option<Arc<Exchanger>>,
     /// The route's protected resource metadata document (RFC 9728), when it is protected.
     pub resource_metadata: Option<Bytes>,
@@ -90,10 +98,19 @@ impl Snapshot {
         let sealer = match (&config.seal_keys, previous) {
             (keys, Some(p)) if keys == &p.config.seal_keys => p.sealer.clone(),
             (keys, _) => {
-                let brokers = config.providers.values().any(|p| p.brokers);
-                Arc::new(sealer(keys, brokers))
+                let seals = config.providers.values().any(|p| p.brokers)
+                    || config
+                        .routes
+                        .iter()
+                        .any(|r| matches!(r.auth, Auth::Issued(_)));
+                Arc::new(sealer(keys, seals))
             }
         };
+        let services = config
+            .oauth_services
+            .iter()
+            .map(|(name, settings)| Ok((name.clone(), Service::new(name, settings.clone())?)))
+            .collect::<Result<_, ConfigError>>()?;
         let documents = &config.client_metadata_documents;
         let roots = match &documents.ca_file {
             Some(path) => std::fs::read(path)
@@ -108,6 +125,8 @@ impl Snapshot {
             client_documents: cimd::Fetcher::new(documents.allow_private_addresses, roots),
             router: Router::new(&config.routes),
             used_codes: previous.map(|p| p.used_codes.clone()).unwrap_or_default(),
+            revocations: previous.map(|p| p.revocations.clone()).unwrap_or_default(),
+            services,
             sealer,
             config,
             routes,
@@ -192,28 +211,23 @@ fn compile(
         }
         None => None,
     };
-    let guard = match &route.auth {
-        Auth::None => None,
+    let limiter = rate_limiter(route, old);
+    let metadata = format!(
+        "{public_url}/.well-known/oauth-protected-resource{}",
+        if route.prefix == "/" {
+            ""
+        } else {
+            &route.prefix
+        }
+    );
+    let (guard, issued) = match &route.auth {
+        Auth::None => (None, None),
+        Auth::Issued(auth) => {
+            let issued = IssuedGuard::new(&route.name, auth, &metadata, limiter);
+            (None, Some(issued))
+        }
         Auth::Bearer(bearer) => {
             let provider = providers[&bearer.provider].clone();
-            let old_limiter = old.and_then(|(r, c)| match &r.auth {
-                Auth::Bearer(b) if b.rate_limit == bearer.rate_limit => {
-                    c.guard.as_ref()?.rate_limiter.clone()
-                }
-                _ => None,
-            });
-            let limiter = bearer
-                .rate_limit
-                .as_ref()
-                .map(|rl| old_limiter.unwrap_or_else(|| Arc::new(RateLimiter::new(rl.clone()))));
-            let metadata = format!(
-                "{public_url}/.well-known/oauth-protected-resource{}",
-                if route.prefix == "/" {
-                    ""
-                } else {
-                    &route.prefix
-                }
-            );
             let needs_subject = limiter.is_some() || route.upstream_auth.identity.is_some();
             let guard =
                 Guard::new(bearer, &metadata, provider, limiter, needs_subject).map_err(|_| {
@@ -222,7 +236,7 @@ fn compile(
                         "a scope has characters a WWW-Authenticate header cannot carry",
                     )
                 })?;
-            Some(guard)
+            (Some(guard), None)
         }
     };
     let exchanger = route.upstream_auth.token_exchange.as_ref().map(|te| {
@@ -239,20 +253,26 @@ fn compile(
         .and_then(|(_, c)| c.exchanger.clone())
         .unwrap_or_default()
     });
-    let facade = match &route.auth {
-        Auth::Bearer(b) if b.oauth != OAuthMode::Direct => Some(Facade::new(public_url, route, b)),
-        _ => None,
-    };
-    let resource_metadata = match (&route.auth, &guard) {
-        (Auth::Bearer(bearer), Some(guard)) => {
-            let issuer = match &facade {
-                Some(f) => &f.issuer,
-                None => &guard.provider.config.issuer,
-            };
-            Some(metadata::resource_document(
-                public_url, route, bearer, issuer,
-            ))
-        }
+    let facade = Facade::for_route(public_url, route);
+    let resource_metadata = match (&route.auth, &guard, &facade) {
+        (Auth::Bearer(bearer), Some(guard), None) => Some(metadata::resource_document(
+            public_url,
+            route,
+            &bearer.scopes,
+            &guard.provider.config.issuer,
+        )),
+        (Auth::Bearer(bearer), _, Some(facade)) => Some(metadata::resource_document(
+            public_url,
+            route,
+            &bearer.scopes,
+            &facade.issuer,
+        )),
+        (Auth::Issued(_), _, Some(facade)) => Some(metadata::resource_document(
+            public_url,
+            route,
+            &[],
+            &facade.issuer,
+        )),
         _ => None,
     };
     Ok(CompiledRoute {
@@ -260,20 +280,38 @@ fn compile(
         host_header,
         spawned,
         guard,
+        issued,
         exchanger,
         resource_metadata,
         facade,
     })
 }
 
+/// The route's rate limiter: the previous snapshot's (with its state) when the limit did
+/// not change, else a new one.
+fn rate_limiter(route: &Route, old: Option<(&Route, &CompiledRoute)>) -> Option<Arc<RateLimiter>> {
+    let limit = route.auth.rate_limit()?;
+    let kept = old.and_then(|(r, c)| {
+        let limiter = match (&c.guard, &c.issued) {
+            (Some(g), _) => g.rate_limiter.as_ref(),
+            (_, Some(i)) => i.rate_limiter.as_ref(),
+            _ => None,
+        };
+        limiter
+            .filter(|_| r.auth.rate_limit() == Some(limit))
+            .cloned()
+    });
+    Some(kept.unwrap_or_else(|| Arc::new(RateLimiter::new(limit.clone()))))
+}
+
 /// The sealer for `keys`; without a configured key, one random key for the whole process
 /// (so that reloads keep it), with a warning: flows then do not survive a restart or span
 /// replicas.
-fn sealer(keys: &SealKeys, brokers: bool) -> Sealer {
+fn sealer(keys: &SealKeys, seals: bool) -> Sealer {
     static PROCESS_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
     let current = keys.current.unwrap_or_else(|| {
-        if brokers {
-            warn!("no seal_key configured: using a random key; sealed codes and registrations do not survive a restart or work across replicas");
+        if seals {
+            warn!("no seal_key configured: using a random key; sealed codes, registrations and tokens do not survive a restart or work across replicas");
         }
         *PROCESS_KEY.get_or_init(Sealer::random_key)
     });

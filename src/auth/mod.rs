@@ -43,6 +43,10 @@ pub enum Reject {
     IssuedInFuture,
     MissingClaim,
     Inactive,
+    /// A token the gateway sealed for another route.
+    WrongRoute,
+    /// A token the gateway sealed whose grant was revoked.
+    Revoked,
     /// The provider's keys were never fetched and cannot be now (503).
     KeysUnavailable,
     /// The introspection endpoint failed (503).
@@ -68,6 +72,8 @@ impl Reject {
             Reject::IssuedInFuture => "issued_in_future",
             Reject::MissingClaim => "missing_claim",
             Reject::Inactive => "inactive",
+            Reject::WrongRoute => "wrong_route",
+            Reject::Revoked => "revoked",
             Reject::KeysUnavailable => "keys_unavailable",
             Reject::IntrospectionUnavailable => "introspection_unavailable",
         }
@@ -81,8 +87,9 @@ pub struct Deny {
     /// `WWW-Authenticate` (401, and 403 for scope).
     pub challenge: Option<HeaderValue>,
     pub body: Bytes,
-    /// Set for a 429: what the `Retry-After` and `RateLimit-*` headers say.
-    pub rate: Option<Decision>,
+    /// Set for a 429: what the `Retry-After` and `RateLimit-*` headers say (boxed: refusals
+    /// travel in `Result`s and should stay small).
+    pub rate: Option<Box<Decision>>,
     /// Set when the token was good and a rule denied it: the audit line names the subject.
     pub principal: Option<Arc<Principal>>,
 }
@@ -93,90 +100,32 @@ pub struct Passed {
     pub rate: Option<Decision>,
 }
 
-/// A route's bearer check, compiled for one snapshot.
-pub struct Guard {
-    pub provider: Arc<Provider>,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
-    /// Tokens without `sub` are refused: the route limits or names subjects.
-    needs_subject: bool,
-    /// `WWW-Authenticate` values, rendered once: no token, a bad token, too few scopes.
+/// A route's `WWW-Authenticate` values, rendered once per snapshot: no token, a bad token,
+/// too few scopes.
+pub struct Challenges {
     missing: HeaderValue,
     invalid: HeaderValue,
     insufficient: HeaderValue,
 }
 
-impl Guard {
+impl Challenges {
     /// `resource_metadata` is the route's RFC 9728 document URL.
     pub fn new(
-        auth: &BearerAuth,
         resource_metadata: &str,
-        provider: Arc<Provider>,
-        rate_limiter: Option<Arc<RateLimiter>>,
-        needs_subject: bool,
-    ) -> Result<Guard, http::header::InvalidHeaderValue> {
+        scopes: &[String],
+    ) -> Result<Challenges, http::header::InvalidHeaderValue> {
         let mut base = format!(r#"Bearer resource_metadata="{resource_metadata}""#);
-        if !auth.scopes.is_empty() {
-            base.push_str(&format!(r#", scope="{}""#, auth.scopes.join(" ")));
+        if !scopes.is_empty() {
+            base.push_str(&format!(r#", scope="{}""#, scopes.join(" ")));
         }
-        Ok(Guard {
-            provider,
-            needs_subject,
-            rate_limiter,
+        Ok(Challenges {
             invalid: HeaderValue::try_from(format!(r#"{base}, error="invalid_token""#))?,
             insufficient: HeaderValue::try_from(format!(r#"{base}, error="insufficient_scope""#))?,
             missing: HeaderValue::try_from(base)?,
         })
     }
 
-    /// Token, then audience, then the route's rules, then its rate limit.
-    pub async fn check(
-        &self,
-        auth: &BearerAuth,
-        req: &RequestHeader,
-        now: u64,
-    ) -> Result<Passed, Deny> {
-        let principal = match bearer_token(req) {
-            Ok(token) => self.provider.authenticate(token, now).await,
-            Err(e) => Err(e),
-        }
-        .map_err(|r| self.reject(r))?;
-        if !principal
-            .audiences
-            .iter()
-            .any(|a| auth.audiences.iter().any(|b| a == b))
-        {
-            return Err(self.reject(Reject::WrongAudience));
-        }
-        if self.needs_subject && principal.subject.is_empty() {
-            return Err(self.reject(Reject::MissingClaim));
-        }
-        if let Err(denial) = policy::check(auth, &principal) {
-            return Err(self.deny(denial, principal));
-        }
-        let rate = match &self.rate_limiter {
-            Some(limiter) => {
-                let decision = limiter.check(&principal.subject);
-                if !decision.allowed {
-                    return Err(Deny {
-                        status: 429,
-                        reason: "rate_limited",
-                        challenge: None,
-                        body: Bytes::from_static(
-                            error_json!("rate_limited", "too many requests; retry later")
-                                .as_bytes(),
-                        ),
-                        rate: Some(decision),
-                        principal: Some(principal),
-                    });
-                }
-                Some(decision)
-            }
-            None => None,
-        };
-        Ok(Passed { principal, rate })
-    }
-
-    fn reject(&self, r: Reject) -> Deny {
+    pub fn reject(&self, r: Reject) -> Deny {
         let (status, challenge, body) = match r {
             Reject::Missing => (
                 401,
@@ -209,11 +158,97 @@ impl Guard {
             principal: None,
         }
     }
+}
+
+/// A route's rate limit for one subject: the decision, or the 429 that refuses it.
+pub fn limit(limiter: Option<&RateLimiter>, principal: Arc<Principal>) -> Result<Passed, Deny> {
+    let Some(limiter) = limiter else {
+        return Ok(Passed {
+            principal,
+            rate: None,
+        });
+    };
+    let decision = limiter.check(&principal.subject);
+    if !decision.allowed {
+        return Err(Deny {
+            status: 429,
+            reason: "rate_limited",
+            challenge: None,
+            body: Bytes::from_static(
+                error_json!("rate_limited", "too many requests; retry later").as_bytes(),
+            ),
+            rate: Some(Box::new(decision)),
+            principal: Some(principal),
+        });
+    }
+    Ok(Passed {
+        principal,
+        rate: Some(decision),
+    })
+}
+
+/// A route's bearer check, compiled for one snapshot.
+pub struct Guard {
+    pub provider: Arc<Provider>,
+    pub rate_limiter: Option<Arc<RateLimiter>>,
+    /// Tokens without `sub` are refused: the route limits or names subjects.
+    needs_subject: bool,
+    challenges: Challenges,
+}
+
+impl Guard {
+    /// `resource_metadata` is the route's RFC 9728 document URL.
+    pub fn new(
+        auth: &BearerAuth,
+        resource_metadata: &str,
+        provider: Arc<Provider>,
+        rate_limiter: Option<Arc<RateLimiter>>,
+        needs_subject: bool,
+    ) -> Result<Guard, http::header::InvalidHeaderValue> {
+        Ok(Guard {
+            provider,
+            needs_subject,
+            rate_limiter,
+            challenges: Challenges::new(resource_metadata, &auth.scopes)?,
+        })
+    }
+
+    /// Token, then audience, then the route's rules, then its rate limit.
+    pub async fn check(
+        &self,
+        auth: &BearerAuth,
+        req: &RequestHeader,
+        now: u64,
+    ) -> Result<Passed, Deny> {
+        let principal = match bearer_token(req) {
+            Ok(token) => self.provider.authenticate(token, now).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|r| self.reject(r))?;
+        if !principal
+            .audiences
+            .iter()
+            .any(|a| auth.audiences.iter().any(|b| a == b))
+        {
+            return Err(self.reject(Reject::WrongAudience));
+        }
+        if self.needs_subject && principal.subject.is_empty() {
+            return Err(self.reject(Reject::MissingClaim));
+        }
+        if let Err(denial) = policy::check(auth, &principal) {
+            return Err(self.deny(denial, principal));
+        }
+        limit(self.rate_limiter.as_deref(), principal)
+    }
+
+    fn reject(&self, r: Reject) -> Deny {
+        self.challenges.reject(r)
+    }
 
     fn deny(&self, denial: Denial, principal: Arc<Principal>) -> Deny {
         let (challenge, body) = match denial {
             Denial::Scope => (
-                Some(self.insufficient.clone()),
+                Some(self.challenges.insufficient.clone()),
                 Bytes::from_static(
                     error_json!(
                         "insufficient_scope",

@@ -703,7 +703,8 @@ fn http_client(c: &ProviderConfig) -> Result<reqwest::Client, String> {
     builder.build().map_err(|e| e.to_string())
 }
 
-async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
+/// A response body of at most `MAX_DOCUMENT` bytes.
+pub async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
         if body.len() + chunk.len() > MAX_DOCUMENT {
@@ -715,7 +716,7 @@ async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String>
 }
 
 /// reqwest's message plus its causes ("error sending request: connection refused").
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut s = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

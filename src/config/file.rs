@@ -28,6 +28,9 @@ pub struct FileConfig {
     /// Identity providers (issuers) that routes' `auth` refers to by name.
     #[serde(default)]
     pub providers: BTreeMap<String, ProviderFile>,
+    /// OAuth services the gateway is a client of, for chained routes.
+    #[serde(default)]
+    pub oauth_services: BTreeMap<String, ServiceFile>,
     pub routes: Vec<RouteFile>,
 }
 
@@ -39,7 +42,7 @@ pub struct ClientDocumentsFile {
     pub ca_file: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum OneOrMany {
     One(String),
@@ -87,7 +90,7 @@ pub struct RouteFile {
 pub enum AuthFile {
     /// `auth: none`: explicitly unprotected.
     None,
-    /// `auth: { provider: …, … }`: bearer tokens from a provider.
+    /// `auth: { provider: …, … }`, `{ passthrough: … }` or `{ chained: … }`.
     Bearer(Box<BearerFile>),
 }
 
@@ -99,7 +102,7 @@ impl<'de> Deserialize<'de> for AuthFile {
         impl<'de> serde::de::Visitor<'de> for Visitor {
             type Value = AuthFile;
             fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("`none` or a mapping with a `provider`")
+                f.write_str("`none` or a mapping with `provider`, `passthrough` or `chained`")
             }
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<AuthFile, E> {
                 match v {
@@ -116,10 +119,17 @@ impl<'de> Deserialize<'de> for AuthFile {
     }
 }
 
+/// One mapping for every protected route; validation checks that exactly one of
+/// `provider`, `passthrough` and `chained` is set and that the rest fits it.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BearerFile {
-    pub provider: String,
+    pub provider: Option<String>,
+    pub passthrough: Option<PassthroughFile>,
+    pub chained: Option<ChainedFileOrName>,
+    /// Lifetimes of the tokens the gateway seals (passthrough and chained).
+    pub access_ttl: Option<String>,
+    pub refresh_ttl: Option<String>,
     /// What `aud` must contain; default: the route's public URL.
     pub audience: Option<OneOrMany>,
     #[serde(default)]
@@ -135,6 +145,81 @@ pub struct BearerFile {
     pub consent: ConsentFile,
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PassthroughFile {
+    /// The form field's label: what the user is asked for.
+    pub prompt: String,
+    pub help: Option<String>,
+    /// `Name: template with {key}`; default `Authorization: Bearer {key}`.
+    pub header: Option<String>,
+    /// Or a query parameter that carries the key.
+    pub query: Option<String>,
+    /// A URL the key is tried on (GET, placed as upstream) before it is accepted.
+    pub probe: Option<String>,
+    /// Hand out the key itself as the access token.
+    #[serde(default)]
+    pub raw: bool,
+}
+
+/// `chained: github`, or `chained: { service: github, header: … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainedFile {
+    pub service: String,
+    /// `Name: template with {token}`; default `Authorization: Bearer {token}`.
+    pub header: Option<String>,
+    pub query: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for ChainedFileOrName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ChainedFileOrName;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a service name or a mapping with `service`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(ChainedFileOrName(ChainedFile {
+                    service: v.to_string(),
+                    header: None,
+                    query: None,
+                }))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<Self::Value, A::Error> {
+                ChainedFile::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(ChainedFileOrName)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+/// `chained:` as written: a name is shorthand for `{ service: name }`.
+#[derive(Debug)]
+pub struct ChainedFileOrName(pub ChainedFile);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceFile {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: String,
+    /// `client_secret_post` (default, GitHub's way) or `client_secret_basic`.
+    pub client_auth: Option<String>,
+    /// Send a PKCE challenge (default true; some services reject or ignore it).
+    pub pkce: Option<bool>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    pub ca_file: Option<String>,
+    pub timeout: Option<String>,
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConsentFile {
@@ -143,7 +228,7 @@ pub struct ConsentFile {
     pub trusted_redirect_uris: Vec<String>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AllowFile {
     pub subjects: Option<Vec<String>>,
@@ -154,7 +239,7 @@ pub struct AllowFile {
     pub claims: BTreeMap<String, serde_norway::Value>,
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RolesFile {
     #[serde(default)]

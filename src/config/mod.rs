@@ -65,6 +65,8 @@ pub struct Config {
     pub default_route: Option<usize>,
     /// By name, as routes refer to them.
     pub providers: BTreeMap<String, ProviderConfig>,
+    /// OAuth services the gateway is a client of (chained routes), by name.
+    pub oauth_services: BTreeMap<String, ServiceConfig>,
     pub routes: Vec<Route>,
 }
 
@@ -135,6 +137,75 @@ pub enum Auth {
     None,
     /// Bearer tokens from a provider, then the route's policy.
     Bearer(Box<BearerAuth>),
+    /// The gateway is the route's authorization server and issues sealed tokens that carry
+    /// the upstream's own credential (passthrough and chained strategies).
+    Issued(Box<IssuedAuth>),
+}
+
+impl Auth {
+    pub fn rate_limit(&self) -> Option<&RateLimit> {
+        match self {
+            Auth::None => None,
+            Auth::Bearer(b) => b.rate_limit.as_ref(),
+            Auth::Issued(i) => i.rate_limit.as_ref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct IssuedAuth {
+    pub strategy: Strategy,
+    /// How the upstream receives the credential.
+    pub placement: Placement,
+    pub access_ttl: Duration,
+    pub refresh_ttl: Duration,
+    pub rate_limit: Option<RateLimit>,
+    pub consent: ConsentSettings,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Strategy {
+    /// The user types the upstream's key into the gateway's page.
+    Passthrough(Passthrough),
+    /// The user signs in at a downstream OAuth service (`oauth_services.<name>`).
+    Chained { service: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Passthrough {
+    pub prompt: String,
+    pub help: Option<String>,
+    /// Tried with the key (GET, placed as upstream) before the key is accepted.
+    pub probe: Option<String>,
+    /// The access token is the key itself: no lifetime, route binding or revocation.
+    pub raw: bool,
+}
+
+/// Where the upstream's credential goes in the proxied request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Placement {
+    /// `name: {before}{credential}{after}`.
+    Header {
+        name: http::HeaderName,
+        before: String,
+        after: String,
+    },
+    /// A query parameter (any the client sent under that name is removed).
+    Query(String),
+}
+
+/// A downstream OAuth service the gateway signs users in at as its own client.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub authorize_url: String,
+    pub token_url: String,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub client_auth: ClientAuth,
+    pub pkce: bool,
+    pub scopes: Vec<String>,
+    pub ca_file: Option<PathBuf>,
+    pub timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

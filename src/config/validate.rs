@@ -11,7 +11,7 @@ use super::file::{Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFi
 use super::validate_auth;
 use super::{
     parse_duration, Auth, ClientDocuments, Config, ConfigError, ProviderConfig, Route,
-    ServerSettings, Spawn, Timeouts, TlsConfig, Upstream,
+    ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -56,6 +56,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let server = server_settings(file.server)?;
     let seal_keys = validate_auth::seal_keys(file.seal_key, file.seal_keys_previous)?;
     let mut providers = validate_auth::providers(file.providers, base)?;
+    let oauth_services = validate_auth::services(file.oauth_services, base)?;
 
     if file.routes.is_empty() {
         return Err(ConfigError::new("routes", "needs at least one route"));
@@ -65,7 +66,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let mut routes = Vec::with_capacity(file.routes.len());
     for (i, raw) in file.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
-        let route = route(raw, &at, base, &public_url, &mut providers)?;
+        let route = route(raw, &at, base, &public_url, &mut providers, &oauth_services)?;
         let key = (route.host.clone(), route.prefix.clone());
         if let Some(first) = seen.insert(key, i) {
             return Err(ConfigError::new(
@@ -96,7 +97,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .map(|name| {
             routes
                 .iter()
-                .position(|r| r.name == name && matches!(r.auth, Auth::Bearer(_)))
+                .position(|r| r.name == name && !matches!(r.auth, Auth::None))
                 .ok_or_else(|| {
                     ConfigError::new(
                         "default_route",
@@ -124,6 +125,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         server,
         seal_keys,
         providers,
+        oauth_services,
         routes,
     })
 }
@@ -206,6 +208,7 @@ fn route(
     base: &Path,
     public_url: &str,
     providers: &mut BTreeMap<String, ProviderConfig>,
+    services: &BTreeMap<String, ServiceConfig>,
 ) -> Result<Route, ConfigError> {
     let prefix = prefix(&raw.prefix, &format!("{at}.prefix"))?;
     let host = raw
@@ -258,7 +261,13 @@ fn route(
         "/" => public_url.to_string(),
         p => format!("{public_url}{p}"),
     };
-    let auth = validate_auth::auth(raw.auth, &format!("{at}.auth"), &resource, providers)?;
+    let auth = validate_auth::auth(
+        raw.auth,
+        &format!("{at}.auth"),
+        &resource,
+        providers,
+        services,
+    )?;
     let upstream_auth = validate_auth::upstream_auth(
         raw.upstream_auth,
         &auth,

@@ -8,13 +8,14 @@ use http::{HeaderName, HeaderValue};
 use url::Url;
 
 use super::file::{
-    AuthFile, BearerFile, CorsFile, OneOrMany, ProviderFile, RateLimitFile, UpstreamAuthFile,
+    AllowFile, AuthFile, BearerFile, ChainedFileOrName, CorsFile, OneOrMany, PassthroughFile,
+    ProviderFile, RateLimitFile, RolesFile, ServiceFile, UpstreamAuthFile,
 };
 use super::validate::{duration, existing_file};
 use super::{
-    Allow, Auth, BearerAuth, ClientAuth, ConfigError, ConsentSettings, IdentityHeaders, JwksSource,
-    OAuthMode, ProviderConfig, RateLimit, Roles, SealKeys, Secret, TlsConfig, TokenExchange,
-    TokenMode, UpstreamAuth,
+    Allow, Auth, BearerAuth, ClientAuth, ConfigError, ConsentSettings, IdentityHeaders, IssuedAuth,
+    JwksSource, OAuthMode, Passthrough, Placement, ProviderConfig, RateLimit, Roles, SealKeys,
+    Secret, ServiceConfig, Strategy, TlsConfig, TokenExchange, TokenMode, UpstreamAuth,
 };
 
 /// Browser origins allowed when a route names none: Claude's web and desktop apps.
@@ -196,6 +197,7 @@ pub fn auth(
     at: &str,
     resource: &str,
     providers: &mut BTreeMap<String, ProviderConfig>,
+    services: &BTreeMap<String, ServiceConfig>,
 ) -> Result<Auth, ConfigError> {
     let bearer = match raw {
         AuthFile::None => return Ok(Auth::None),
@@ -203,6 +205,10 @@ pub fn auth(
     };
     let BearerFile {
         provider,
+        passthrough,
+        chained,
+        access_ttl,
+        refresh_ttl,
         audience,
         scopes,
         allow,
@@ -211,6 +217,73 @@ pub fn auth(
         oauth,
         consent,
     } = *bearer;
+    let consent = ConsentSettings {
+        remember: duration(
+            consent.remember.as_deref(),
+            Duration::ZERO,
+            &format!("{at}.consent.remember"),
+        )?,
+        trusted_redirect_uris: consent.trusted_redirect_uris,
+    };
+    let rate_limit = rate_limit
+        .map(|r| self::rate_limit(r, &format!("{at}.rate_limit")))
+        .transpose()?;
+    let provider = match (provider, passthrough.is_some(), chained.is_some()) {
+        (Some(p), false, false) => p,
+        (None, true, false) | (None, false, true) => {
+            let identity_rules = [
+                ("audience", audience.is_some()),
+                ("scopes", !scopes.is_empty()),
+                ("allow", allow != AllowFile::default()),
+                ("roles", roles != RolesFile::default()),
+                ("oauth", oauth.is_some()),
+            ];
+            if let Some((key, _)) = identity_rules.iter().find(|(_, set)| *set) {
+                return Err(ConfigError::new(
+                    format!("{at}.{key}"),
+                    "needs a `provider`: passthrough and chained routes know no identity to check",
+                ));
+            }
+            let lifetimes = (
+                bounded(
+                    access_ttl.as_deref(),
+                    3600,
+                    (1, 30 * 86_400),
+                    &format!("{at}.access_ttl"),
+                )?,
+                bounded(
+                    refresh_ttl.as_deref(),
+                    30 * 86_400,
+                    (1, 365 * 86_400),
+                    &format!("{at}.refresh_ttl"),
+                )?,
+            );
+            return issued(
+                passthrough,
+                chained,
+                lifetimes,
+                rate_limit,
+                consent,
+                at,
+                services,
+            );
+        }
+        _ => {
+            return Err(ConfigError::new(
+                at,
+                "set exactly one of `provider`, `passthrough` and `chained`",
+            ))
+        }
+    };
+    if let Some(key) = [("access_ttl", &access_ttl), ("refresh_ttl", &refresh_ttl)]
+        .iter()
+        .find_map(|(k, v)| v.is_some().then_some(*k))
+    {
+        return Err(ConfigError::new(
+            format!("{at}.{key}"),
+            "is for passthrough and chained routes: the provider sets its tokens' lifetimes",
+        ));
+    }
     let Some(settings) = providers.get_mut(&provider) else {
         return Err(ConfigError::new(
             format!("{at}.provider"),
@@ -284,9 +357,6 @@ pub fn auth(
             "needs `from_scopes` or `from_claim` to say where roles come from",
         ));
     }
-    let rate_limit = rate_limit
-        .map(|r| self::rate_limit(r, &format!("{at}.rate_limit")))
-        .transpose()?;
     Ok(Auth::Bearer(Box::new(BearerAuth {
         provider,
         audiences,
@@ -295,15 +365,142 @@ pub fn auth(
         roles,
         rate_limit,
         oauth,
-        consent: ConsentSettings {
-            remember: duration(
-                consent.remember.as_deref(),
-                Duration::ZERO,
-                &format!("{at}.consent.remember"),
-            )?,
-            trusted_redirect_uris: consent.trusted_redirect_uris,
-        },
+        consent,
     })))
+}
+
+/// A passthrough or chained route: the gateway issues the tokens.
+fn issued(
+    passthrough: Option<PassthroughFile>,
+    chained: Option<ChainedFileOrName>,
+    (access_ttl, refresh_ttl): (Duration, Duration),
+    rate_limit: Option<RateLimit>,
+    consent: ConsentSettings,
+    at: &str,
+    services: &BTreeMap<String, ServiceConfig>,
+) -> Result<Auth, ConfigError> {
+    let (strategy, placement) = match (passthrough, chained) {
+        (Some(p), _) => {
+            let at = format!("{at}.passthrough");
+            if p.prompt.trim().is_empty() {
+                return Err(ConfigError::new(
+                    format!("{at}.prompt"),
+                    "must say what to type",
+                ));
+            }
+            let placement = placement(p.header, p.query, "{key}", &at)?;
+            if p.raw && p.probe.is_none() {
+                log::warn!(
+                    "{at}: raw keys are handed out unchecked; a probe would refuse wrong ones"
+                );
+            }
+            let probe = p
+                .probe
+                .map(|u| http_url(&u, &format!("{at}.probe")))
+                .transpose()?;
+            let strategy = Strategy::Passthrough(Passthrough {
+                prompt: p.prompt,
+                help: p.help,
+                probe,
+                raw: p.raw,
+            });
+            (strategy, placement)
+        }
+        (None, Some(ChainedFileOrName(c))) => {
+            let at = format!("{at}.chained");
+            if !services.contains_key(&c.service) {
+                return Err(ConfigError::new(
+                    format!("{at}.service"),
+                    format!("no service named `{}` under `oauth_services`", c.service),
+                ));
+            }
+            let placement = placement(c.header, c.query, "{token}", &at)?;
+            (Strategy::Chained { service: c.service }, placement)
+        }
+        (None, None) => unreachable!("the caller matched one of them"),
+    };
+    Ok(Auth::Issued(Box::new(IssuedAuth {
+        strategy,
+        placement,
+        access_ttl,
+        refresh_ttl,
+        rate_limit,
+        consent,
+    })))
+}
+
+/// `header: "Name: before{key}after"` or `query: name`; default `Authorization: Bearer …`.
+fn placement(
+    header: Option<String>,
+    query: Option<String>,
+    placeholder: &str,
+    at: &str,
+) -> Result<Placement, ConfigError> {
+    match (header, query) {
+        (Some(_), Some(_)) => Err(ConfigError::new(at, "set `header` or `query`, not both")),
+        (None, Some(q)) if !q.is_empty() => Ok(Placement::Query(q)),
+        (None, Some(_)) => Err(ConfigError::new(
+            format!("{at}.query"),
+            "names no parameter",
+        )),
+        (header, None) => {
+            let header = header.unwrap_or_else(|| format!("Authorization: Bearer {placeholder}"));
+            let key = format!("{at}.header");
+            let bad = |why: &str| ConfigError::new(&key, format!("`{header}`: {why}"));
+            let (name, template) = header
+                .split_once(':')
+                .ok_or_else(|| bad("is not `Name: value`"))?;
+            let name = HeaderName::try_from(name.trim()).map_err(|_| bad("not a header name"))?;
+            let (before, after) = template
+                .trim_start()
+                .split_once(placeholder)
+                .ok_or_else(|| bad(&format!("the value has no {placeholder}")))?;
+            if HeaderValue::try_from(format!("{before}x{after}")).is_err() {
+                return Err(bad("not a valid header value"));
+            }
+            Ok(Placement::Header {
+                name,
+                before: before.to_string(),
+                after: after.to_string(),
+            })
+        }
+    }
+}
+
+pub fn services(
+    file: BTreeMap<String, ServiceFile>,
+    base: &Path,
+) -> Result<BTreeMap<String, ServiceConfig>, ConfigError> {
+    file.into_iter()
+        .map(|(name, s)| {
+            let key = |k: &str| format!("oauth_services.{name}.{k}");
+            let client_auth = match s.client_auth.as_deref() {
+                None | Some("client_secret_post") => ClientAuth::Post,
+                Some("client_secret_basic") => ClientAuth::Basic,
+                Some(other) => {
+                    return Err(ConfigError::new(
+                        key("client_auth"),
+                        format!("`{other}` is not one of client_secret_post, client_secret_basic"),
+                    ))
+                }
+            };
+            let service = ServiceConfig {
+                authorize_url: http_url(&s.authorize_url, &key("authorize_url"))?,
+                token_url: http_url(&s.token_url, &key("token_url"))?,
+                client_id: s.client_id,
+                client_secret: Secret(s.client_secret),
+                client_auth,
+                pkce: s.pkce.unwrap_or(true),
+                scopes: s.scopes,
+                ca_file: s
+                    .ca_file
+                    .map(|f| existing_file(base, &f, &key("ca_file")))
+                    .transpose()?,
+                timeout: bounded(s.timeout.as_deref(), 10, (1, 60), &key("timeout"))?,
+            };
+            Ok((name, service))
+        })
+        .collect()
 }
 
 /// `600/min` (also `/s`, `/sec`, `/second`, `/m`, `/minute`, `/h`, `/hour`), burst defaulting
@@ -349,7 +546,7 @@ pub fn upstream_auth(
     };
     let bearer = match auth {
         Auth::Bearer(b) => Some(b),
-        Auth::None => None,
+        Auth::None | Auth::Issued(_) => None,
     };
     let needs_auth = |what: &str| {
         ConfigError::new(
@@ -466,7 +663,7 @@ fn http_url(s: &str, at: &str) -> Result<String, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::{Auth, Config};
+    use super::super::{Auth, Config, Placement, Strategy};
     use std::path::Path;
 
     const BASE: &str = "listen: 127.0.0.1:8080\nproviders:\n  idp:\n    issuer: https://idp.test/\n    client_id: gw\nroutes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:9/\n";
@@ -494,6 +691,70 @@ mod tests {
         assert!(p.required_claims.is_empty(), "exp is required anyway");
         assert_eq!(p.leeway.as_secs(), 60);
         assert!(p.needs_discovery());
+    }
+
+    #[test]
+    fn passthrough_and_chained_routes_load_and_say_what_is_wrong() {
+        let c = load("    auth: { passthrough: { prompt: Key, header: \"X-Api-Key: k-{key}!\" }, access_ttl: 5m }\n").unwrap();
+        let Auth::Issued(i) = &c.routes[0].auth else {
+            panic!("issued")
+        };
+        let Placement::Header {
+            name,
+            before,
+            after,
+        } = &i.placement
+        else {
+            panic!("header")
+        };
+        assert_eq!(
+            (name.as_str(), before.as_str(), after.as_str()),
+            ("x-api-key", "k-", "!")
+        );
+        assert_eq!(
+            (i.access_ttl.as_secs(), i.refresh_ttl.as_secs()),
+            (300, 30 * 86_400)
+        );
+        let services = "oauth_services:\n  gh:\n    authorize_url: https://gh.test/authorize\n    token_url: https://gh.test/token\n    client_id: a\n    client_secret: b\n";
+        let c = Config::from_yaml(
+            &format!("{services}{BASE}    auth: {{ chained: gh }}\n"),
+            Path::new("."),
+            &|_| None,
+        )
+        .unwrap();
+        let Auth::Issued(i) = &c.routes[0].auth else {
+            panic!("issued")
+        };
+        assert_eq!(
+            i.strategy,
+            Strategy::Chained {
+                service: "gh".into()
+            }
+        );
+        assert_eq!(
+            i.placement,
+            Placement::Header {
+                name: http::header::AUTHORIZATION,
+                before: "Bearer ".into(),
+                after: String::new()
+            }
+        );
+        assert!(c.oauth_services["gh"].pkce);
+        let cases = [
+            ("    auth: { passthrough: { prompt: Key, header: \"X-Key: static\" } }\n", "routes[0].auth.passthrough.header: `X-Key: static`: the value has no {key}"),
+            ("    auth: { passthrough: { prompt: Key, query: k, header: \"A: {key}\" } }\n", "routes[0].auth.passthrough: set `header` or `query`, not both"),
+            ("    auth: { passthrough: { prompt: Key }, scopes: [a] }\n", "routes[0].auth.scopes: needs a `provider`"),
+            ("    auth: { passthrough: { prompt: Key }, provider: idp }\n", "routes[0].auth: set exactly one of"),
+            ("    auth: { passthrough: { prompt: Key }, access_ttl: 0s }\n", "routes[0].auth.access_ttl: must be between"),
+            ("    auth: { provider: idp, refresh_ttl: 1d }\n", "routes[0].auth.refresh_ttl: is for passthrough and chained routes"),
+            ("    auth: { passthrough: { prompt: Key, colour: red } }\n", "routes[0].auth.passthrough.colour: unknown field"),
+            ("    auth: { chained: nope }\n", "routes[0].auth.chained.service: no service named `nope`"),
+            ("    auth: { passthrough: { prompt: Key } }\n    upstream_auth: { forward_token: true }\n", "routes[0].upstream_auth.forward_token: needs an authenticated route"),
+        ];
+        for (tail, want) in cases {
+            let err = load(tail).unwrap_err();
+            assert!(err.starts_with(want), "want `{want}`, got `{err}`");
+        }
     }
 
     #[test]

@@ -12,6 +12,15 @@ pub struct Details<'a> {
     pub action: &'a str,
     /// The sealed request.
     pub consent: &'a str,
+    /// On passthrough routes: the field the user types the upstream's key into.
+    pub key: Option<KeyField<'a>>,
+}
+
+pub struct KeyField<'a> {
+    pub prompt: &'a str,
+    pub help: Option<&'a str>,
+    /// Why the last key was not taken.
+    pub error: Option<&'a str>,
 }
 
 pub fn page(d: &Details) -> String {
@@ -30,14 +39,34 @@ pub fn page(d: &Details) -> String {
     } else {
         scopes
     };
+    let (next, field) = match &d.key {
+        None => ("After you sign in, you will be sent back to", String::new()),
+        Some(k) => (
+            "The key is sealed into the token it gets, never shown to it, and you go back to",
+            format!(
+                r#"{error}<label for="key">{prompt}</label><br>
+<input type="password" id="key" name="key" autocomplete="off" required autofocus>{help}<br>
+"#,
+                error = k.error.map_or(String::new(), |e| format!(
+                    r#"<p class="error" role="alert">{}</p>"#,
+                    escape(e)
+                )),
+                prompt = escape(k.prompt),
+                help = k.help.map_or(String::new(), |h| format!(
+                    r#"<br><span class="small">{}</span>"#,
+                    escape(h)
+                )),
+            ),
+        ),
+    };
     let body = format!(
         r#"<h1>Allow access?</h1>
 <p><strong>{client}</strong> wants to use <code>{resource}</code> on your behalf.</p>
-<p>After you sign in, you will be sent back to <strong>{host}</strong>.</p>
+<p>{next} <strong>{host}</strong>.</p>
 <p>Access it asks for:</p><ul>{scopes}</ul>
 <form method="post" action="{action}">
 <input type="hidden" name="consent" value="{consent}">
-<button type="submit" name="decision" value="approve">Allow</button>
+{field}<button type="submit" name="decision" value="approve">Allow</button>
 <button type="submit" name="decision" value="deny">Deny</button>
 </form>
 <p class="small">Only allow applications you trust. The application was registered by whoever runs it, and its name is not verified.</p>"#,
@@ -60,7 +89,7 @@ pub fn error_page(message: &str) -> String {
 fn wrap(title: &str, body: &str) -> String {
     format!(
         r#"<!doctype html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>{title}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}.small{{font-size:.85rem;color:#555}}</style></head>
+<style>body{{font-family:system-ui,sans-serif;max-width:32rem;margin:3rem auto;padding:0 1rem;line-height:1.5}}button{{font-size:1rem;padding:.5rem 1.25rem;margin-right:.5rem}}.small{{font-size:.85rem;color:#555}}.error{{color:#a00}}input{{font-size:1rem;width:100%;margin:.25rem 0 1rem}}</style></head>
 <body>{body}</body></html>"#
     )
 }
@@ -94,9 +123,17 @@ mod tests {
             resource: "https://mcp.example/mcp",
             action: "https://mcp.example/mcp/oauth/authorize",
             consent: "abc",
+            key: Some(KeyField {
+                prompt: "API <key>",
+                help: Some("from https://example.com/settings?a=1&b=2"),
+                error: Some("The key <b> was refused"),
+            }),
         });
         assert!(!page.contains("<script>"));
         assert!(page.contains("&lt;script&gt;") && page.contains("&quot;write&quot;"));
         assert!(page.contains("app.example"));
+        assert!(page.contains(r#"type="password" id="key" name="key""#));
+        assert!(page.contains("API &lt;key&gt;") && page.contains("a=1&amp;b=2"));
+        assert!(page.contains("The key &lt;b&gt; was refused"));
     }
 }

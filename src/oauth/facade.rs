@@ -20,13 +20,15 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
+use super::issued::Revocations;
 use super::metadata::resource_url;
 use super::seal::{Purpose, Sealer};
+use super::service::Service;
 use super::{cimd, consent};
 use crate::auth::cache::{digest, SlotCache};
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
-use crate::config::{BearerAuth, OAuthMode, Route};
+use crate::config::{Auth, BearerAuth, ConsentSettings, IssuedAuth, OAuthMode, Route, Strategy};
 use crate::respond;
 
 /// Form and JSON bodies larger than this get 413.
@@ -44,7 +46,7 @@ const USED_CODES: usize = 65_536;
 pub struct Facade {
     /// The route's issuer on the gateway: its resource URL.
     pub issuer: String,
-    endpoint_base: String,
+    pub(super) endpoint_base: String,
     callback: String,
     /// The gateway's own RFC 8414 fields; the IdP's descriptive ones are merged in.
     metadata: Map<String, Value>,
@@ -56,7 +58,9 @@ pub struct Facade {
     approvals_cookie: &'static str,
     secure: bool,
     pub(super) route: String,
-    mode: OAuthMode,
+    pub(super) mode: Mode,
+    /// What stands for the IdP's metadata when there is no IdP: rendered once, like any.
+    no_idp: Arc<Map<String, Value>>,
 }
 
 struct Rendered {
@@ -66,24 +70,24 @@ struct Rendered {
 
 /// A client registration, sealed into its `client_id`.
 #[derive(Serialize, Deserialize)]
-struct Client {
+pub(super) struct Client {
     /// The route it registered on: a client of one route is nobody on another.
     r: String,
     /// Redirect URIs, matched exactly.
     u: Vec<String>,
-    n: Option<String>,
+    pub(super) n: Option<String>,
     /// `none`, `client_secret_post` or `client_secret_basic`.
     m: String,
 }
 
 /// What the client asked `/authorize` for, carried through consent, the IdP and the code.
 #[derive(Serialize, Deserialize, Clone)]
-struct AuthRequest {
-    client_id: String,
-    redirect_uri: String,
+pub(super) struct AuthRequest {
+    pub(super) client_id: String,
+    pub(super) redirect_uri: String,
     code_challenge: String,
-    state: Option<String>,
-    scope: Option<String>,
+    pub(super) state: Option<String>,
+    pub(super) scope: Option<String>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -104,7 +108,7 @@ struct BrokerState {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Code {
+pub(super) struct Code {
     q: AuthRequest,
     route: String,
     /// The IdP's token answer.
@@ -113,21 +117,53 @@ struct Code {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Refresh {
-    client_id: String,
-    route: String,
-    token: String,
+pub(super) struct Refresh {
+    pub(super) client_id: String,
+    pub(super) route: String,
+    /// The IdP's or the downstream service's refresh token, or a passthrough key.
+    pub(super) token: String,
+    /// Set on routes whose tokens the gateway issues: the grant, and the token's expiry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) grant: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(super) exp: Option<u64>,
+}
+
+/// Who is behind a facade, and so how it authorizes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// The IdP, with the gateway as its one client (consent here, sign-in there).
+    Broker,
+    /// The IdP, with clients sent straight to it (`oauth: redirect`).
+    Redirect,
+    /// Nobody: the user types the upstream's key into the gateway's page.
+    Passthrough,
+    /// A downstream OAuth service the gateway is a client of.
+    Chained,
 }
 
 impl Facade {
-    pub fn new(public_url: &str, route: &Route, auth: &BearerAuth) -> Facade {
+    /// The route's facade, if the gateway is its authorization server.
+    pub fn for_route(public_url: &str, route: &Route) -> Option<Facade> {
+        let (mode, scopes) = match &route.auth {
+            Auth::Bearer(b) => match b.oauth {
+                OAuthMode::Direct => return None,
+                OAuthMode::Broker => (Mode::Broker, b.scopes.as_slice()),
+                OAuthMode::Redirect => (Mode::Redirect, b.scopes.as_slice()),
+            },
+            Auth::Issued(i) => match i.strategy {
+                Strategy::Passthrough(_) => (Mode::Passthrough, &[][..]),
+                Strategy::Chained { .. } => (Mode::Chained, &[][..]),
+            },
+            Auth::None => return None,
+        };
         let issuer = resource_url(public_url, route);
         let base = format!("{issuer}/oauth");
-        let broker = auth.oauth == OAuthMode::Broker;
-        let auth_methods = if broker {
-            json!(["none", "client_secret_post", "client_secret_basic"])
-        } else {
+        let redirect = mode == Mode::Redirect;
+        let auth_methods = if redirect {
             json!(["none"])
+        } else {
+            json!(["none", "client_secret_post", "client_secret_basic"])
         };
         let metadata = json!({
             "issuer": issuer,
@@ -141,13 +177,13 @@ impl Facade {
             "grant_types_supported": ["authorization_code", "refresh_token"],
             "code_challenge_methods_supported": ["S256"],
             "token_endpoint_auth_methods_supported": auth_methods,
-            "scopes_supported": auth.scopes,
+            "scopes_supported": scopes,
             // In redirect mode the IdP answers the client itself, with its own `iss`.
-            "authorization_response_iss_parameter_supported": broker,
-            "client_id_metadata_document_supported": broker,
+            "authorization_response_iss_parameter_supported": !redirect,
+            "client_id_metadata_document_supported": !redirect,
         });
         let secure = public_url.starts_with("https://");
-        Facade {
+        Some(Facade {
             callback: format!("{base}/callback"),
             endpoint_base: base,
             issuer,
@@ -156,6 +192,7 @@ impl Facade {
                 _ => unreachable!("json! of an object"),
             },
             rendered: ArcSwapOption::empty(),
+            no_idp: Arc::default(),
             cookie: if secure {
                 "__Host-mcpgate-consent"
             } else {
@@ -168,16 +205,16 @@ impl Facade {
             },
             secure,
             route: route.name.clone(),
-            mode: auth.oauth,
-        }
+            mode,
+        })
     }
 }
 
 impl Facade {
     /// The RFC 8414 document: the gateway's endpoints and capabilities, with what the IdP's
     /// own (background-fetched) metadata says about scopes, claims, grants and policies.
-    pub fn metadata(&self, idp: &Provider) -> Bytes {
-        let described = idp.described();
+    pub fn metadata(&self, idp: Option<&Provider>) -> Bytes {
+        let described = idp.map_or_else(|| self.no_idp.clone(), Provider::described);
         if let Some(r) = &*self.rendered.load() {
             if Arc::ptr_eq(&r.from, &described) {
                 return r.document.clone();
@@ -248,14 +285,28 @@ pub fn endpoint(rest: &str) -> Option<&'static str> {
     })
 }
 
+/// What stands behind a facade.
+pub enum Behind<'a> {
+    /// The route's IdP (broker and redirect modes).
+    Idp {
+        provider: &'a Arc<Provider>,
+        auth: &'a BearerAuth,
+    },
+    /// Nobody: the gateway issues the tokens (passthrough; chained, with its service).
+    Issued {
+        auth: &'a IssuedAuth,
+        service: Option<&'a Service>,
+        revocations: &'a Revocations,
+    },
+}
+
 /// Everything a facade request needs.
 pub struct Broker<'a> {
     pub facade: &'a Facade,
-    pub provider: &'a Arc<Provider>,
+    pub behind: Behind<'a>,
     pub sealer: &'a Sealer,
     pub used_codes: &'a UsedCodes,
     pub documents: &'a cimd::Fetcher,
-    pub auth: &'a BearerAuth,
 }
 
 impl Broker<'_> {
@@ -265,25 +316,40 @@ impl Broker<'_> {
             let headers = cors_open();
             return respond::send(session, 204, Bytes::new(), &headers).await;
         }
-        // What both modes answer alike.
-        match (endpoint, &method) {
+        let provider = match self.behind {
+            Behind::Idp { provider, .. } => Some(provider),
+            Behind::Issued { .. } => None,
+        };
+        // What every mode answers alike.
+        let which = match (endpoint, &method) {
             ("metadata", &Method::GET) => {
-                return respond::document(session, self.facade.metadata(self.provider)).await
+                let document = self.facade.metadata(provider.map(|p| &**p));
+                return respond::document(session, document).await;
             }
-            ("revoke", &Method::POST) => {
-                return self
-                    .revoke_or_introspect(session, IdpEndpoint::Revocation)
-                    .await
+            ("revoke", &Method::POST) => Some(IdpEndpoint::Revocation),
+            ("introspect", &Method::POST) => Some(IdpEndpoint::Introspection),
+            _ => None,
+        };
+        match (which, &self.behind) {
+            (Some(which), Behind::Idp { provider, .. }) => {
+                return self.revoke_or_introspect(session, provider, which).await
             }
-            ("introspect", &Method::POST) => {
+            (
+                Some(which),
+                Behind::Issued {
+                    auth, revocations, ..
+                },
+            ) => {
                 return self
-                    .revoke_or_introspect(session, IdpEndpoint::Introspection)
+                    .revoke_or_introspect_issued(session, auth, revocations, which)
                     .await
             }
             _ => {}
         }
-        if self.facade.mode == OAuthMode::Redirect {
-            return self.serve_redirect_mode(session, endpoint, method).await;
+        if let (Mode::Redirect, Some(provider)) = (self.facade.mode, provider) {
+            return self
+                .serve_redirect_mode(session, endpoint, method, provider)
+                .await;
         }
         match (endpoint, method) {
             ("register", Method::POST) => self.register(session).await,
@@ -441,7 +507,12 @@ impl Broker<'_> {
             state: state.map(String::from),
             scope: params.get("scope").map(String::from),
         };
-        let settings = &self.auth.consent;
+        if self.facade.mode == Mode::Passthrough {
+            return self
+                .key_page(session, client.n.as_deref(), request, None)
+                .await;
+        }
+        let settings = self.consent_settings();
         let trusted = settings
             .trusted_redirect_uris
             .iter()
@@ -451,8 +522,32 @@ impl Broker<'_> {
             .unwrap_or_default();
         let key = self.approval_key(client_id);
         if trusted || approvals.iter().any(|(k, _)| *k == key) {
-            return self.to_idp(session, request, None).await;
+            return self.proceed(session, request, None).await;
         }
+        let (consent, csrf) = self.seal_consent(&request);
+        let page = consent::page(&consent::Details {
+            client_name: client.n.as_deref(),
+            redirect_uri,
+            scope: request.scope.as_deref(),
+            resource: &self.facade.issuer,
+            action: &format!("{}/authorize", self.facade.endpoint_base),
+            consent: &consent,
+            key: None,
+        });
+        respond::html(session, 200, page, Some(&self.consent_cookie(&csrf))).await
+    }
+
+    /// Binds a consent form to the browser it is shown to.
+    pub(super) fn consent_cookie(&self, csrf: &str) -> String {
+        format!(
+            "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{}",
+            self.facade.cookie,
+            if self.facade.secure { "; Secure" } else { "" }
+        )
+    }
+
+    /// A consent form sealed for `request`, with the CSRF token its cookie must carry.
+    pub(super) fn seal_consent(&self, request: &AuthRequest) -> (String, String) {
         let csrf = random_token();
         let consent = self.sealer.seal(
             Purpose::Consent,
@@ -462,20 +557,14 @@ impl Broker<'_> {
                 exp: unix_now() + CONSENT_TTL,
             },
         );
-        let page = consent::page(&consent::Details {
-            client_name: client.n.as_deref(),
-            redirect_uri,
-            scope: request.scope.as_deref(),
-            resource: &self.facade.issuer,
-            action: &format!("{}/authorize", self.facade.endpoint_base),
-            consent: &consent,
-        });
-        let cookie = format!(
-            "{}={csrf}; Path=/; HttpOnly; SameSite=Lax; Max-Age={CONSENT_TTL}{}",
-            self.facade.cookie,
-            if self.facade.secure { "; Secure" } else { "" }
-        );
-        respond::html(session, 200, page, Some(&cookie)).await
+        (consent, csrf)
+    }
+
+    fn consent_settings(&self) -> &ConsentSettings {
+        match &self.behind {
+            Behind::Idp { auth, .. } => &auth.consent,
+            Behind::Issued { auth, .. } => &auth.consent,
+        }
     }
 
     /// The consent form's answer: deny goes back to the client, approve on to the IdP.
@@ -516,7 +605,10 @@ impl Broker<'_> {
             );
             return respond::redirect(session, &to).await;
         }
-        let remember = self.auth.consent.remember.as_secs();
+        if self.facade.mode == Mode::Passthrough {
+            return self.accept_key(session, q, &form).await;
+        }
+        let remember = self.consent_settings().remember.as_secs();
         let cookie = (remember > 0).then(|| {
             let mut approvals = approvals_before;
             approvals.retain(|(key, _)| *key != self.approval_key(&q.client_id));
@@ -531,32 +623,39 @@ impl Broker<'_> {
                 if self.facade.secure { "; Secure" } else { "" }
             )
         });
-        self.to_idp(session, q, cookie.as_deref()).await
+        self.proceed(session, q, cookie.as_deref()).await
     }
 
-    /// Sends the user to the IdP as the gateway's own client, with a sealed `state` that
-    /// carries the client's request and the gateway's PKCE verifier.
-    async fn to_idp(
+    /// After consent: on to the IdP or the downstream service, as the gateway's own client.
+    async fn proceed(
         &self,
         session: &mut Session,
         q: AuthRequest,
         cookie: Option<&str>,
     ) -> Result<bool> {
-        let Some(authorize) = self.provider.authorization_endpoint() else {
-            return self
-                .error_page(
-                    session,
-                    "The identity provider is not reachable yet. Try again shortly.",
-                )
-                .await;
-        };
+        match self.behind {
+            Behind::Idp { provider, auth } => self.to_idp(session, provider, auth, q, cookie).await,
+            Behind::Issued {
+                service: Some(service),
+                ..
+            } => {
+                let (state, challenge) = self.seal_state(q);
+                let challenge = service.config.pkce.then_some(challenge.as_str());
+                let location = service.authorize_url(&self.facade.callback, &state, challenge);
+                respond::redirect_with_cookie(session, &location, cookie).await
+            }
+            Behind::Issued { service: None, .. } => {
+                self.error_page(session, "This route signs nobody in elsewhere.")
+                    .await
+            }
+        }
+    }
+
+    /// The `state` for a sign-in elsewhere: the client's request and the gateway's PKCE
+    /// verifier, sealed. Returns it and the verifier's challenge.
+    fn seal_state(&self, q: AuthRequest) -> (String, String) {
         let verifier = random_token();
         let challenge = s256(&verifier);
-        let requested = q
-            .scope
-            .clone()
-            .unwrap_or_else(|| self.auth.scopes.join(" "));
-        let scope = self.provider.config.scopes_for_idp(&requested);
         let state = self.sealer.seal(
             Purpose::State,
             &BrokerState {
@@ -566,7 +665,31 @@ impl Broker<'_> {
                 exp: unix_now() + STATE_TTL,
             },
         );
-        let location = self.idp_authorize_url(&authorize, &state, &challenge, &scope);
+        (state, challenge)
+    }
+
+    /// Sends the user to the IdP as the gateway's own client, with a sealed `state` that
+    /// carries the client's request and the gateway's PKCE verifier.
+    async fn to_idp(
+        &self,
+        session: &mut Session,
+        provider: &Provider,
+        auth: &BearerAuth,
+        q: AuthRequest,
+        cookie: Option<&str>,
+    ) -> Result<bool> {
+        let Some(authorize) = provider.authorization_endpoint() else {
+            return self
+                .error_page(
+                    session,
+                    "The identity provider is not reachable yet. Try again shortly.",
+                )
+                .await;
+        };
+        let requested = q.scope.clone().unwrap_or_else(|| auth.scopes.join(" "));
+        let scope = provider.config.scopes_for_idp(&requested);
+        let (state, challenge) = self.seal_state(q);
+        let location = self.idp_authorize_url(provider, &authorize, &state, &challenge, &scope);
         respond::redirect_with_cookie(session, &location, cookie).await
     }
 
@@ -592,12 +715,13 @@ impl Broker<'_> {
     /// The IdP's authorize URL for the gateway's own client.
     fn idp_authorize_url(
         &self,
+        provider: &Provider,
         authorize: &str,
         state: &str,
         challenge: &str,
         scope: &str,
     ) -> String {
-        let c = &self.provider.config;
+        let c = &provider.config;
         let mut query = url::form_urlencoded::Serializer::new(String::new());
         query.append_pair("response_type", "code");
         query.append_pair("client_id", c.client_id.as_deref().unwrap_or_default());
@@ -634,10 +758,11 @@ impl Broker<'_> {
             self.client_redirect(&q.redirect_uri, pairs, q.state.as_deref())
         };
         // RFC 9207: a response from another issuer is a mix-up attack.
-        if params
-            .get("iss")
-            .is_some_and(|iss| iss != self.provider.config.issuer)
-        {
+        let issuer = match self.behind {
+            Behind::Idp { provider, .. } => Some(provider.config.issuer.as_str()),
+            Behind::Issued { .. } => None,
+        };
+        if issuer.is_some_and(|ours| params.get("iss").is_some_and(|iss| iss != ours)) {
             warn!("route {}: callback from another issuer", self.facade.route);
             return respond::redirect(
                 session,
@@ -684,12 +809,27 @@ impl Broker<'_> {
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", self.facade.callback.as_str()),
-            ("code_verifier", state.verifier.as_str()),
         ];
-        if let Some(resource) = &self.provider.config.resource {
-            form.push(("resource", resource));
-        }
-        let tokens = match self.provider.token_grant(&form).await {
+        let answer = match self.behind {
+            Behind::Idp { provider, .. } => {
+                form.push(("code_verifier", state.verifier.as_str()));
+                if let Some(resource) = &provider.config.resource {
+                    form.push(("resource", resource));
+                }
+                provider.token_grant(&form).await
+            }
+            Behind::Issued {
+                service: Some(service),
+                ..
+            } => {
+                if service.config.pkce {
+                    form.push(("code_verifier", state.verifier.as_str()));
+                }
+                service.grant(&form).await
+            }
+            Behind::Issued { service: None, .. } => Err(IdpError::Failed("no service".into())),
+        };
+        let tokens = match answer {
             Ok(tokens) if tokens.get("access_token").is_some_and(Value::is_string) => tokens,
             Ok(_) => {
                 warn!(
@@ -723,7 +863,13 @@ impl Broker<'_> {
                 .await;
             }
         };
-        let ours = self.sealer.seal(
+        let ours = self.seal_code(q, tokens);
+        respond::redirect(session, &back(&[("code", &ours)])).await
+    }
+
+    /// The client's one-time code, carrying what the sign-in got.
+    pub(super) fn seal_code(&self, q: &AuthRequest, tokens: Map<String, Value>) -> String {
+        self.sealer.seal(
             Purpose::Code,
             &Code {
                 q: q.clone(),
@@ -731,13 +877,15 @@ impl Broker<'_> {
                 tokens,
                 exp: unix_now() + CODE_TTL,
             },
-        );
-        respond::redirect(session, &back(&[("code", &ours)])).await
+        )
     }
 
     /// The form of a client's request to the token, revocation or introspection endpoint,
     /// once the client has authenticated as it registered. `None`: already answered.
-    async fn client_form(&self, session: &mut Session) -> Result<Option<(String, Params)>> {
+    pub(super) async fn client_form(
+        &self,
+        session: &mut Session,
+    ) -> Result<Option<(String, Params)>> {
         let basic = basic_credentials(session.req_header());
         let Some(body) = respond::read_body(session, MAX_BODY).await? else {
             json_error(session, 413, "invalid_request", "the request is too large").await?;
@@ -807,7 +955,10 @@ impl Broker<'_> {
             return json_error(session, 400, "invalid_grant", invalid).await;
         }
         self.used_codes.0.insert(key, code.exp, now, ());
-        self.tokens(session, code.tokens, client_id).await
+        match self.behind {
+            Behind::Idp { .. } => self.tokens(session, code.tokens, client_id).await,
+            Behind::Issued { auth, .. } => self.issue(session, auth, &code.tokens, client_id).await,
+        }
     }
 
     async fn refresh(&self, session: &mut Session, form: &Params, client_id: &str) -> Result<bool> {
@@ -824,6 +975,18 @@ impl Broker<'_> {
             )
             .await;
         };
+        let provider = match self.behind {
+            Behind::Idp { provider, .. } => provider,
+            Behind::Issued {
+                auth,
+                service,
+                revocations,
+            } => {
+                return self
+                    .refresh_issued(session, (auth, service, revocations), refresh, form)
+                    .await
+            }
+        };
         let mut grant = vec![
             ("grant_type", "refresh_token"),
             ("refresh_token", refresh.token.as_str()),
@@ -831,7 +994,7 @@ impl Broker<'_> {
         if let Some(scope) = form.get("scope") {
             grant.push(("scope", scope));
         }
-        match self.provider.token_grant(&grant).await {
+        match provider.token_grant(&grant).await {
             Ok(mut tokens) => {
                 // Without rotation at the IdP, the old refresh token stays the one to use.
                 tokens
@@ -862,6 +1025,7 @@ impl Broker<'_> {
     pub(super) async fn revoke_or_introspect(
         &self,
         session: &mut Session,
+        provider: &Provider,
         which: IdpEndpoint,
     ) -> Result<bool> {
         let Some((client_id, form)) = self.client_form(session).await? else {
@@ -884,8 +1048,7 @@ impl Broker<'_> {
             Some(r) => (r.token.as_str(), "refresh_token"),
             None => (token, form.get("token_type_hint").unwrap_or("access_token")),
         };
-        let answer = self
-            .provider
+        let answer = provider
             .call(which, &[("token", token), ("token_type_hint", hint)])
             .await;
         match (which, answer) {
@@ -940,6 +1103,8 @@ impl Broker<'_> {
                     client_id: client_id.into(),
                     route: self.facade.route.clone(),
                     token: token.into(),
+                    grant: None,
+                    exp: None,
                 },
             );
             answer.insert("refresh_token".into(), sealed.into());
@@ -967,7 +1132,7 @@ impl Broker<'_> {
 
     /// A client of this route: a sealed registration, or a client ID metadata document
     /// (a public client) fetched from its URL.
-    async fn client(&self, client_id: &str) -> Option<Client> {
+    pub(super) async fn client(&self, client_id: &str) -> Option<Client> {
         if cimd::is_document_url(client_id) {
             return match self.documents.get(client_id, unix_now()).await {
                 Ok(doc) => Some(Client {
@@ -990,7 +1155,7 @@ impl Broker<'_> {
     }
 
     /// `redirect_uri` with `pairs`, the client's `state` and our `iss` (RFC 9207) added.
-    fn client_redirect(
+    pub(super) fn client_redirect(
         &self,
         redirect_uri: &str,
         pairs: &[(&str, &str)],
@@ -1028,7 +1193,7 @@ impl Broker<'_> {
         .await
     }
 
-    async fn error_page(&self, session: &mut Session, message: &str) -> Result<bool> {
+    pub(super) async fn error_page(&self, session: &mut Session, message: &str) -> Result<bool> {
         respond::html(session, 400, consent::error_page(message), None).await
     }
 }
@@ -1069,7 +1234,7 @@ pub(super) fn acceptable_redirect(uri: &str) -> bool {
     }
 }
 
-fn random_token() -> String {
+pub(super) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     SystemRandom::new()
         .fill(&mut bytes)
@@ -1085,7 +1250,7 @@ fn s256(verifier: &str) -> String {
     ))
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::json;
 
-use crate::config::{BearerAuth, Route};
+use crate::config::Route;
 
 /// The well-known prefix; a route's document is at this path followed by the route prefix.
 pub const RESOURCE_METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
@@ -54,13 +54,13 @@ pub fn requested_issuer(path: &str) -> Option<&str> {
 pub fn resource_document(
     public_url: &str,
     route: &Route,
-    bearer: &BearerAuth,
+    scopes: &[String],
     issuer: &str,
 ) -> Bytes {
     let doc = json!({
         "resource": resource_url(public_url, route),
         "authorization_servers": [issuer],
-        "scopes_supported": bearer.scopes,
+        "scopes_supported": scopes,
         "bearer_methods_supported": ["header"],
         "resource_name": route.name,
     });

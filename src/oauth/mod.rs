@@ -4,6 +4,9 @@
 pub mod cimd;
 pub mod consent;
 pub mod facade;
+pub mod issued;
 pub mod metadata;
+pub mod passthrough;
 pub mod redirect;
 pub mod seal;
+pub mod service;

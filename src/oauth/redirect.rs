@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::facade::{
     acceptable_redirect, cors_open, json_error, read_registration, Broker, Params, MAX_BODY,
 };
-use crate::auth::provider::{IdpEndpoint, IdpError};
+use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::respond;
 
 /// Token-endpoint fields a client may pass on to the IdP.
@@ -30,11 +30,12 @@ impl Broker<'_> {
         session: &mut Session,
         endpoint: &str,
         method: Method,
+        provider: &Provider,
     ) -> Result<bool> {
         match (endpoint, method) {
-            ("register", Method::POST) => self.register_static(session).await,
-            ("authorize", Method::GET) => self.authorize_at_idp(session).await,
-            ("token", Method::POST) => self.token_at_idp(session).await,
+            ("register", Method::POST) => self.register_static(session, provider).await,
+            ("authorize", Method::GET) => self.authorize_at_idp(session, provider).await,
+            ("token", Method::POST) => self.token_at_idp(session, provider).await,
             _ => {
                 let body = error_json!("invalid_request", "not available in redirect mode");
                 respond::error(session, 405, body).await
@@ -44,11 +45,11 @@ impl Broker<'_> {
 
     /// Every caller gets the provider's static `client_id` (never its secret: the gateway
     /// adds that at `/token`), with its redirect URIs echoed.
-    async fn register_static(&self, session: &mut Session) -> Result<bool> {
+    async fn register_static(&self, session: &mut Session, provider: &Provider) -> Result<bool> {
         let Some(mut meta) = read_registration(session).await? else {
             return Ok(true);
         };
-        let client_id = self.provider.config.client_id.clone().unwrap_or_default();
+        let client_id = provider.config.client_id.clone().unwrap_or_default();
         meta.insert("client_id".into(), client_id.into());
         meta.insert("token_endpoint_auth_method".into(), "none".into());
         meta.entry("grant_types")
@@ -61,10 +62,10 @@ impl Broker<'_> {
     /// The client's request, sent on to the IdP with the static client and the overrides.
     /// The IdP checks the redirect URI against its own list; the gateway refuses what no IdP
     /// should see (no PKCE, a redirect URI that is neither https nor loopback).
-    async fn authorize_at_idp(&self, session: &mut Session) -> Result<bool> {
+    async fn authorize_at_idp(&self, session: &mut Session, provider: &Provider) -> Result<bool> {
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let params = Params::parse(query.as_bytes());
-        let c = &self.provider.config;
+        let c = &provider.config;
         let static_id = c.client_id.as_deref().unwrap_or_default();
         let redirect = params
             .get("redirect_uri")
@@ -82,7 +83,7 @@ impl Broker<'_> {
             );
             return respond::error(session, 400, body).await;
         };
-        let Some(authorize) = self.provider.authorization_endpoint() else {
+        let Some(authorize) = provider.authorization_endpoint() else {
             let body = error_json!(
                 "temporarily_unavailable",
                 "the identity provider is not reachable yet"
@@ -121,7 +122,7 @@ impl Broker<'_> {
 
     /// The client's grant, passed on with the gateway's credentials and the resource
     /// override; the IdP's answer (or OAuth error) goes back as it is.
-    async fn token_at_idp(&self, session: &mut Session) -> Result<bool> {
+    async fn token_at_idp(&self, session: &mut Session, provider: &Provider) -> Result<bool> {
         let Some(body) = respond::read_body(session, MAX_BODY).await? else {
             return json_error(session, 413, "invalid_request", "the request is too large").await;
         };
@@ -130,10 +131,10 @@ impl Broker<'_> {
             .iter()
             .filter_map(|name| form.get(name).map(|v| (*name, v)))
             .collect();
-        if let Some(resource) = &self.provider.config.resource {
+        if let Some(resource) = &provider.config.resource {
             grant.push(("resource", resource));
         }
-        match self.provider.call(IdpEndpoint::Token, &grant).await {
+        match provider.call(IdpEndpoint::Token, &grant).await {
             Ok(answer) => {
                 let body = Bytes::from(Value::Object(answer).to_string());
                 respond::send(session, 200, body, &cors_open()).await

@@ -29,6 +29,8 @@ pub enum Purpose {
     Code,
     Refresh,
     Approvals,
+    /// An access token the gateway issues (passthrough and chained routes).
+    Access,
 }
 
 impl Purpose {
@@ -40,6 +42,7 @@ impl Purpose {
             Purpose::Code => b"mcpgate code v1",
             Purpose::Refresh => b"mcpgate refresh v1",
             Purpose::Approvals => b"mcpgate approvals v1",
+            Purpose::Access => b"mcpgate access v1",
         }
     }
 }

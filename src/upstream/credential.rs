@@ -11,22 +11,52 @@ use crate::auth::cache::{digest, SlotCache};
 use crate::auth::policy::all_roles;
 use crate::auth::principal::Principal;
 use crate::auth::provider::Provider;
-use crate::config::{Auth, Route, TokenExchange};
+use crate::config::{Auth, Placement, Route, TokenExchange};
 
 /// Exchanged tokens kept per route.
 const EXCHANGED_TOKENS: usize = 16_384;
 /// Lifetime assumed for an exchanged token whose answer gives none.
 const DEFAULT_EXCHANGED_TTL: u64 = 300;
 
+/// The upstream's own credential for one request.
+pub enum UpstreamCredential {
+    Header(HeaderName, HeaderValue),
+    /// A query parameter and its value; one the client sent under that name is replaced.
+    Query(String, String),
+}
+
+impl UpstreamCredential {
+    pub fn authorization(value: HeaderValue) -> UpstreamCredential {
+        UpstreamCredential::Header(AUTHORIZATION, value)
+    }
+
+    /// `credential` as `placement` says; `None` if it cannot be a header value.
+    pub fn placed(placement: &Placement, credential: &str) -> Option<UpstreamCredential> {
+        Some(match placement {
+            Placement::Header {
+                name,
+                before,
+                after,
+            } => {
+                let mut value =
+                    HeaderValue::try_from(format!("{before}{credential}{after}")).ok()?;
+                value.set_sensitive(true);
+                UpstreamCredential::Header(name.clone(), value)
+            }
+            Placement::Query(param) => UpstreamCredential::Query(param.clone(), credential.into()),
+        })
+    }
+}
+
 /// Rewrites the upstream request's credentials for `route`.
 pub fn apply(
     req: &mut RequestHeader,
     route: &Route,
     principal: Option<&Principal>,
-    exchanged: Option<&HeaderValue>,
+    credential: Option<&UpstreamCredential>,
 ) -> Result<()> {
     let ua = &route.upstream_auth;
-    if matches!(route.auth, Auth::Bearer(_)) {
+    if !matches!(route.auth, Auth::None) {
         // MCP forbids passing the client's token on: the upstream is not its audience.
         // Cookies are the browser's credentials for the gateway's origin, not the upstream's.
         if !ua.forward_token {
@@ -70,10 +100,32 @@ pub fn apply(
     for (name, value) in &ua.headers {
         req.insert_header(name.clone(), value.clone())?;
     }
-    if let Some(token) = exchanged {
-        req.insert_header(AUTHORIZATION, token.clone())?;
+    match credential {
+        Some(UpstreamCredential::Header(name, value)) => {
+            req.insert_header(name.clone(), value.clone())?;
+        }
+        Some(UpstreamCredential::Query(param, value)) => {
+            let uri = with_query_param(&req.uri, param, value)?;
+            req.set_uri(uri);
+        }
+        None => {}
     }
     Ok(())
+}
+
+/// `uri` with `param=value` in its query, in place of any the client sent.
+fn with_query_param(uri: &http::Uri, param: &str, value: &str) -> Result<http::Uri> {
+    let mut query = url::form_urlencoded::Serializer::new(String::new());
+    let sent = url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes());
+    for (k, v) in sent.filter(|(k, _)| k != param) {
+        query.append_pair(&k, &v);
+    }
+    query.append_pair(param, value);
+    let path_and_query = format!("{}?{}", uri.path(), query.finish());
+    http::Uri::builder()
+        .path_and_query(path_and_query)
+        .build()
+        .or_else(|e| Error::e_explain(ErrorType::InternalError, format!("query credential: {e}")))
 }
 
 /// `x_auth_subject` and `x-auth-subject` name the same header to some upstream stacks.
