@@ -983,7 +983,7 @@ impl Broker<'_> {
                 revocations,
             } => {
                 return self
-                    .refresh_issued(session, (auth, service, revocations), refresh, form)
+                    .refresh_issued(session, (auth, service, revocations), refresh)
                     .await
             }
         };

@@ -13,7 +13,7 @@ use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::facade::{cors_open, json_error, random_token, Broker, Params, Refresh};
+use super::facade::{cors_open, json_error, random_token, Broker, Refresh};
 use super::seal::{Purpose, Sealer};
 use super::service::Service;
 use crate::auth::cache::{digest, SlotCache};
@@ -184,7 +184,6 @@ impl Broker<'_> {
         session: &mut Session,
         (auth, service, revocations): (&IssuedAuth, Option<&Service>, &Revocations),
         refresh: Refresh,
-        form: &Params,
     ) -> Result<bool> {
         let now = unix_now();
         let live = refresh.exp.is_some_and(|exp| exp > now);
@@ -196,13 +195,12 @@ impl Broker<'_> {
         let client_id = refresh.client_id.as_str();
         let body = match (&auth.strategy, service) {
             (Strategy::Chained { .. }, Some(service)) => {
-                let mut grant_form = vec![
+                // The client's `scope` stays here: it names the gateway's scopes, not the
+                // service's, which keeps the scopes it granted.
+                let grant_form = [
                     ("grant_type", "refresh_token"),
                     ("refresh_token", refresh.token.as_str()),
                 ];
-                if let Some(scope) = form.get("scope") {
-                    grant_form.push(("scope", scope));
-                }
                 let got = match service.grant(&grant_form).await {
                     Ok(got) => got,
                     Err(IdpError::Refused(code)) => {

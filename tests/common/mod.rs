@@ -1,5 +1,6 @@
-//! Test harness: the real gateway binary on free loopback ports, and a real HTTP upstream
-//! (hyper) that echoes requests and streams server-sent events.
+//! Test harness: the real gateway binary on free loopback ports, a real HTTP upstream
+//! (hyper) that echoes requests and streams server-sent events, and the Node.js parts of the
+//! end-to-end tests (`tests/e2e`).
 #![allow(dead_code)] // each test binary uses its own part of the harness
 
 use std::collections::BTreeMap;
@@ -18,6 +19,9 @@ use tokio::sync::mpsc;
 
 pub mod idp;
 pub mod server;
+
+/// The end-to-end tests' `seal_key` (32 bytes, base64).
+pub const SEAL_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
 /// A port nothing listens on right now.
 pub fn free_port() -> u16 {
@@ -75,7 +79,25 @@ impl Gateway {
         port: u16,
         metrics_port: u16,
     ) -> Gateway {
-        let dir = tempfile::tempdir().unwrap();
+        Self::start_file_in(
+            tempfile::tempdir().unwrap(),
+            config,
+            cwd,
+            env,
+            port,
+            metrics_port,
+        )
+    }
+
+    /// Like `start_file`, with the log in `dir`.
+    fn start_file_in(
+        dir: tempfile::TempDir,
+        config: &Path,
+        cwd: &Path,
+        env: &[(&str, String)],
+        port: u16,
+        metrics_port: u16,
+    ) -> Gateway {
         let log = std::fs::File::create(dir.path().join("gateway.log")).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_mcpgate"))
             .arg("-c")
@@ -94,6 +116,24 @@ impl Gateway {
             tls: false,
         };
         gw.wait_healthy();
+        gw
+    }
+
+    /// For the end-to-end tests: the gateway on `port`, run from `tests/e2e` (so that spawned
+    /// upstreams find their scripts and packages there) with a seal key and `config` (the
+    /// top-level YAML after `listen`, `metrics`, `seal_key` and `server`); waits until
+    /// `/readyz` says ready.
+    pub fn start_e2e(port: u16, config: &str) -> Gateway {
+        let metrics_port = free_port();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mcpgate.yaml");
+        let text = format!(
+            "listen: 127.0.0.1:{port}\nmetrics: 127.0.0.1:{metrics_port}\nseal_key: {SEAL_KEY}\nserver: {{ pid_file: {d}/mcpgate.pid, upgrade_sock: {d}/upgrade.sock }}\n{config}",
+            d = dir.path().display()
+        );
+        std::fs::write(&path, text).unwrap();
+        let gw = Self::start_file_in(dir, &path, &e2e_dir(), &[], port, metrics_port);
+        wait_for(&gw.url("/readyz"), "the gateway");
         gw
     }
 
@@ -529,4 +569,131 @@ pub fn route(prefix: &str, upstream: &str, extra: &str) -> String {
         s.push('\n');
     }
     s
+}
+
+/// `tests/e2e`, where the Node.js parts of the end-to-end tests live; panics if their
+/// packages are not installed.
+pub fn e2e_dir() -> PathBuf {
+    let e2e = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e");
+    assert!(
+        e2e.join("node_modules/oidc-provider").is_dir(),
+        "the e2e packages are not installed: run `npm ci --prefix tests/e2e` (./scripts/test does)"
+    );
+    e2e
+}
+
+/// A Node.js process of the end-to-end tests (an IdP, an MCP server), stopped when dropped.
+pub struct Node(pub Child);
+
+impl Node {
+    /// Runs `node <script>` (a file in `tests/e2e`) from `tests/e2e` with extra environment.
+    pub fn start(script: &str, env: &[(&str, String)]) -> Node {
+        let e2e = e2e_dir();
+        Node(
+            Command::new("node")
+                .arg(e2e.join(script))
+                .current_dir(&e2e)
+                .envs(env.iter().map(|(k, v)| (k, v)))
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("node runs"),
+        )
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits up to 60 s until `url` answers 200 to a GET.
+pub fn wait_for(url: &str, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !reqwest::blocking::get(url).is_ok_and(|r| r.status() == 200) {
+        assert!(Instant::now() < deadline, "{what} never answered {url}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Runs `tests/e2e/mcp_oauth_client.mjs` against the gateway route `prefix` with `sdk`
+/// (`v1` or `v2`) and extra environment, and returns the JSON line it prints. Panics,
+/// with the client's output and the gateway's log, if it fails or takes over 60 s.
+pub fn oauth_client(
+    gw: &Gateway,
+    prefix: &str,
+    sdk: &str,
+    env: &[(&str, &str)],
+) -> serde_json::Value {
+    let e2e = e2e_dir();
+    let out = tempfile::tempdir().unwrap();
+    let file = |name: &str| std::fs::File::create(out.path().join(name)).unwrap();
+    let mut child = Command::new("node")
+        .arg(e2e.join("mcp_oauth_client.mjs"))
+        .arg(gw.url(prefix))
+        .arg(sdk)
+        .current_dir(&e2e)
+        .envs(env.iter().copied())
+        .stdout(Stdio::from(file("stdout")))
+        .stderr(Stdio::from(file("stderr")))
+        .spawn()
+        .expect("node runs");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let read = |name: &str| std::fs::read_to_string(out.path().join(name)).unwrap_or_default();
+    let (stdout, stderr) = (read("stdout"), read("stderr"));
+    let problem = match status {
+        None => "took over 60 s".to_string(),
+        Some(s) if !s.success() => format!("failed ({s})"),
+        Some(_) => match serde_json::from_str(stdout.trim()) {
+            Ok(seen) => return seen,
+            Err(e) => format!("printed no JSON ({e})"),
+        },
+    };
+    panic!(
+        "{sdk} client {problem}: {stdout}\n{stderr}\ngateway log:\n{}",
+        gw.log()
+    )
+}
+
+/// What every OAuth run of `mcp_oauth_client.mjs` must have seen, whatever the route's
+/// strategy: one registration, the tool answers before and after the refresh, three
+/// progress notifications, a new access token from the refresh, the gateway's route URL as
+/// the authorization response's `iss` (RFC 9207), and for the refresh token: active, then
+/// revoked (200), then inactive and refused (`invalid_grant`).
+pub fn assert_oauth_run(seen: &serde_json::Value, route_url: &str) {
+    assert_eq!(seen["echo"], "Echo: authorized", "{seen}");
+    assert_eq!(seen["again"], "Echo: refreshed", "{seen}");
+    assert_eq!(seen["progress"], serde_json::json!([1, 2, 3]), "{seen}");
+    assert_eq!(seen["registrations"], 1, "{seen}");
+    assert_eq!(
+        seen["iss"], route_url,
+        "RFC 9207 iss of the gateway: {seen}"
+    );
+    assert_eq!(seen["refreshedToken"], true, "{seen}");
+    assert_eq!(
+        seen["revocation"],
+        serde_json::json!({"activeBefore": true, "revokeStatus": 200, "activeAfter": false,
+            "refreshAfter": "invalid_grant"}),
+        "{seen}"
+    );
+}
+
+/// The strings of a JSON array (none if it is not one).
+pub fn strings(v: &serde_json::Value) -> Vec<&str> {
+    v.as_array()
+        .map(|a| a.iter().filter_map(|s| s.as_str()).collect())
+        .unwrap_or_default()
 }

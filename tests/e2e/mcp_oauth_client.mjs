@@ -5,6 +5,15 @@
 // JSON line of what it saw. Usage: node mcp_oauth_client.mjs <url> [v1|v2]: v1 is
 // `@modelcontextprotocol/sdk` 1.x, v2 is `@modelcontextprotocol/client` 2.x (the 2026-07-28
 // revision: it checks the authorization response's `iss`).
+//
+// The same script drives the gateway's other strategies. A passthrough route's authorize
+// page asks for the upstream's API key: it is typed from MCP_KEY, and with
+// MCP_WRONG_KEY_FIRST that wrong key goes first, to see the gateway's probe refuse it
+// (`wrongKeyRefused`). A chained route's pages are the gateway's consent and the downstream
+// service's login and consent, as for a brokered one. With MCP_SEEN_TOOL=1 the server's
+// `seen` tool (tests/e2e/keyed_server.mjs) is called last and its answer reported as
+// `upstreamSaw`; `clientAccessTokens` and `clientRefreshTokens` are every token the client
+// held, to compare with what reached the upstream.
 const v2 = process.argv[3] === "v2";
 const { Client, StreamableHTTPClientTransport, UnauthorizedError } = v2
   ? await import("@modelcontextprotocol/client")
@@ -19,7 +28,7 @@ const callTool = (client, params, options) =>
 
 const url = new URL(process.argv[2]);
 const redirectUrl = "http://127.0.0.1:1/callback"; // never reached: the code is read off the redirect
-const seen = { pages: [], registrations: 0, tokensSaved: 0 };
+const seen = { pages: [], registrations: 0, tokensSaved: 0, clientAccessTokens: [], clientRefreshTokens: [] };
 
 /// A cookie jar per host, enough for login sessions.
 const jar = new Map();
@@ -39,6 +48,8 @@ function keep(u, res) {
 /// Plays the browser from the authorization URL to the client's redirect; returns the code.
 async function browse(start) {
   let next = { url: new URL(start), method: "GET", body: undefined };
+  let wrongKey = process.env.MCP_WRONG_KEY_FIRST;
+  let awaitingRefusal = false; // a wrong key was posted: the next page should refuse it
   for (let step = 0; step < 20; step++) {
     const res = await fetch(next.url, {
       method: next.method,
@@ -53,6 +64,7 @@ async function browse(start) {
     if (res.status >= 300 && res.status < 400) {
       const to = new URL(res.headers.get("location"), next.url);
       if (to.href.startsWith(redirectUrl)) {
+        if (awaitingRefusal) seen.wrongKeyRefused = false;
         if (to.searchParams.get("error")) throw new Error(`authorization failed: ${to.search}`);
         seen.iss = to.searchParams.get("iss");
         return to.searchParams;
@@ -62,6 +74,10 @@ async function browse(start) {
     }
     const html = await res.text();
     if (res.status !== 200) throw new Error(`${next.url} answered ${res.status}: ${html.slice(0, 300)}`);
+    if (awaitingRefusal) {
+      seen.wrongKeyRefused = html.includes("was refused");
+      awaitingRefusal = false;
+    }
     const form = html.match(/<form[^>]*action="([^"]*)"[^>]*>([\s\S]*?)<\/form>/i);
     if (!form) throw new Error(`no form at ${next.url}: ${html.slice(0, 300)}`);
     const fields = new URLSearchParams();
@@ -70,7 +86,19 @@ async function browse(start) {
       const value = input[0].match(/value="([^"]*)"/)?.[1] ?? "";
       if (name) fields.set(name, value.replaceAll("&amp;", "&"));
     }
-    if (fields.has("consent")) {
+    if (/<input[^>]*name="key"[^>]*>/i.test(form[2])) {
+      // A passthrough route's page: the user types the upstream's API key.
+      seen.pages.push("gateway key");
+      if (wrongKey) {
+        fields.set("key", wrongKey);
+        wrongKey = undefined;
+        awaitingRefusal = true;
+      } else {
+        if (!process.env.MCP_KEY) throw new Error(`${next.url} asks for a key: set MCP_KEY`);
+        fields.set("key", process.env.MCP_KEY);
+      }
+      fields.set("decision", "approve");
+    } else if (fields.has("consent")) {
       seen.pages.push("gateway consent");
       fields.set("decision", "approve");
     } else if (fields.get("prompt") === "login") {
@@ -94,7 +122,12 @@ class HeadlessProvider {
   clientInformation() { return this._client; }
   saveClientInformation(info) { seen.registrations++; this._client = info; }
   tokens() { return this._tokens; }
-  saveTokens(tokens) { seen.tokensSaved++; this._tokens = tokens; }
+  saveTokens(tokens) {
+    seen.tokensSaved++;
+    this._tokens = tokens;
+    seen.clientAccessTokens.push(tokens.access_token);
+    if (tokens.refresh_token) seen.clientRefreshTokens.push(tokens.refresh_token);
+  }
   saveCodeVerifier(v) { this._verifier = v; }
   codeVerifier() { return this._verifier; }
   async redirectToAuthorization(authorizationUrl) { this.callback = await browse(authorizationUrl); }
@@ -130,6 +163,10 @@ await callTool(
 const firstAccess = provider._tokens.access_token;
 provider._tokens = { ...provider._tokens, access_token: "spoiled" };
 const again = await callTool(client, { name: "echo", arguments: { message: "refreshed" } });
+if (process.env.MCP_SEEN_TOOL === "1") {
+  const saw = await callTool(client, { name: "seen", arguments: {} });
+  seen.upstreamSaw = JSON.parse(saw.content[0].text);
+}
 await transport.terminateSession();
 await client.close();
 
