@@ -1,23 +1,19 @@
 //! The README's quick start, end to end with real parts: conf/quickstart.yaml as shipped,
 //! the reference MCP server (`@modelcontextprotocol/server-everything`) spawned by the
-//! gateway, and the official TypeScript SDK client talking MCP through it.
+//! gateway, and the official TypeScript SDK client with an OAuth client provider, which
+//! discovers the gateway, registers, types a key into the passthrough page, and runs an MCP
+//! session with a streamed tool through it, then refreshes.
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{free_port, Gateway};
+use common::{assert_oauth_run, e2e_dir, free_port, oauth_client, strings, Gateway};
 
 #[test]
-fn the_official_sdk_client_reaches_the_reference_server_through_the_quickstart() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let e2e = root.join("tests/e2e");
-    assert!(
-        e2e.join("node_modules/@modelcontextprotocol/sdk").is_dir(),
-        "the e2e packages are not installed: run `npm ci --prefix tests/e2e` (./scripts/test does)"
-    );
+fn the_official_sdk_client_signs_in_with_a_key_and_reaches_the_reference_server() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let e2e = e2e_dir();
     let (port, metrics_port, everything_port) = (free_port(), free_port(), free_port());
     // Run from tests/e2e so that `npx` finds the lockfile-pinned server there, offline.
     let gw = Gateway::start_file(
@@ -41,41 +37,9 @@ fn the_official_sdk_client_reaches_the_reference_server_through_the_quickstart()
         std::thread::sleep(Duration::from_millis(200));
     }
 
-    let out = Command::new("node")
-        .arg(e2e.join("mcp_client.mjs"))
-        .arg(gw.url("/mcp/everything"))
-        .output()
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "client failed: {stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let seen: serde_json::Value = serde_json::from_str(stdout.trim()).expect("one JSON line");
-
-    let tools: Vec<&str> = seen["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter_map(|t| t.as_str())
-        .collect();
-    assert!(
-        tools.contains(&"echo") && tools.contains(&"trigger-long-running-operation"),
-        "{tools:?}"
-    );
-    assert_eq!(seen["echo"], "Echo: through the gateway");
-    assert_eq!(seen["progress"], serde_json::json!([1, 2, 3, 4]));
-    // Progress events are 500 ms apart: the first arrived long before the final answer,
-    // so the response streamed through instead of being buffered.
-    assert!(
-        seen["firstProgressLeadMs"].as_f64().unwrap() > 800.0,
-        "{seen}"
-    );
-    assert!(seen["long"]
-        .as_str()
-        .unwrap()
-        .starts_with("Long running operation completed"));
+    let seen = oauth_client(&gw, "/mcp/everything", "v1", &[("MCP_KEY", "anything")]);
+    assert_oauth_run(&seen, &gw.url("/mcp/everything"));
+    assert_eq!(strings(&seen["pages"]), ["gateway key"], "{seen}");
 
     let posts = gw.metric(r#"mcpgate_requests_total{route="/mcp/everything",status="200"}"#);
     assert!(posts >= 4.0, "only {posts} requests counted");
