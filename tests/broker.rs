@@ -5,42 +5,12 @@
 mod common;
 
 use common::idp::Idp;
+use common::oauth::{consent_form_value, http, location, query_param, s256, REDIRECT, VERIFIER};
 use common::{Gateway, Upstream};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 const API: &str = "https://api.test";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const VERIFIER: &str = "a-client-verifier-that-is-long-enough-for-pkce-0123456789";
-
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn s256(verifier: &str) -> String {
-    use base64::Engine;
-    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-}
-
-fn location(r: &Response) -> String {
-    r.headers()
-        .get("location")
-        .map(|v| v.to_str().unwrap().to_string())
-        .unwrap_or_else(|| panic!("no Location in a {} answer", r.status()))
-}
-
-fn query_param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
 struct Setup {
     idp: Idp,
     up: Upstream,
@@ -121,12 +91,7 @@ impl Setup {
             page.contains("Allow access?") && page.contains("mcp:tools"),
             "{page}"
         );
-        let consent = page
-            .split(r#"name="consent" value=""#)
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .unwrap()
-            .to_string();
+        let consent = consent_form_value(&page);
         (consent, cookie)
     }
 

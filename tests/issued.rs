@@ -9,41 +9,15 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use common::idp::Idp;
+use common::oauth::{consent_form_value, http, location, query_param, s256, REDIRECT, VERIFIER};
 use common::{serve, Body, Gateway, Upstream};
 use http_body_util::{BodyExt, Full};
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use serde_json::Value;
 
 const KEY_1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const KEY_2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
-const REDIRECT: &str = "http://127.0.0.1:9/callback";
-const VERIFIER: &str = "a-client-verifier-that-is-long-enough-for-pkce-0123456789";
 const GOOD_KEY: &str = "sk-good-123";
-
-fn http() -> Client {
-    Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn s256(verifier: &str) -> String {
-    use base64::Engine;
-    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-}
-
-fn param(url: &str, name: &str) -> Option<String> {
-    url::Url::parse(url)
-        .unwrap()
-        .query_pairs()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v.into_owned())
-}
-
-fn location(r: &Response) -> String {
-    r.headers()["location"].to_str().unwrap().to_string()
-}
 
 /// A service's key check: 200 for `X-API-Key: sk-good-123`, else 401.
 fn probe_server() -> (String, tokio::runtime::Runtime) {
@@ -107,7 +81,7 @@ impl<'a> Flow<'a> {
         let cookie = r.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_string();
         let page = r.text().unwrap();
-        (page.clone(), sealed_form_value(&page), cookie)
+        (page.clone(), consent_form_value(&page), cookie)
     }
 
     /// Posts the key form; the answer (302 with a code, or the page again).
@@ -150,8 +124,8 @@ impl<'a> Flow<'a> {
         assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
         let back = location(&r);
         assert!(back.starts_with(REDIRECT), "{back}");
-        assert_eq!(param(&back, "iss"), Some(self.gw.url(self.route)));
-        self.redeem(&param(&back, "code").unwrap())
+        assert_eq!(query_param(&back, "iss"), Some(self.gw.url(self.route)));
+        self.redeem(&query_param(&back, "code").unwrap())
     }
 
     fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Response {
@@ -163,14 +137,6 @@ impl<'a> Flow<'a> {
             .send()
             .unwrap()
     }
-}
-
-fn sealed_form_value(page: &str) -> String {
-    page.split(r#"name="consent" value=""#)
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("a consent form")
-        .to_string()
 }
 
 fn get(gw: &Gateway, path: &str, token: &str) -> Response {
@@ -391,12 +357,12 @@ fn a_chained_route_signs_in_at_the_service_and_refreshes_there() {
     assert_eq!(r.status(), 302);
     let to_service = location(&r);
     assert!(to_service.starts_with(&service.issuer()), "{to_service}");
-    assert_eq!(param(&to_service, "client_id").as_deref(), Some("gw"));
-    assert_eq!(param(&to_service, "scope").as_deref(), Some("repo"));
+    assert_eq!(query_param(&to_service, "client_id").as_deref(), Some("gw"));
+    assert_eq!(query_param(&to_service, "scope").as_deref(), Some("repo"));
     let callback = location(&http().get(&to_service).send().unwrap());
     let back = location(&http().get(&callback).send().unwrap());
     assert!(back.starts_with(REDIRECT), "{back}");
-    let tokens = flow.redeem(&param(&back, "code").unwrap());
+    let tokens = flow.redeem(&query_param(&back, "code").unwrap());
     let access = tokens["access_token"].as_str().unwrap();
 
     assert_eq!(get(&gw, "/gh/tools", access).status(), 200);

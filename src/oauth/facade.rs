@@ -913,6 +913,22 @@ impl Broker<'_> {
         Ok(Some((client_id, form)))
     }
 
+    /// A revocation or introspection request: the authenticated client, its form and the
+    /// `token` it names. `None`: already answered.
+    pub(super) async fn token_form(
+        &self,
+        session: &mut Session,
+    ) -> Result<Option<(String, Params, String)>> {
+        let Some((client_id, form)) = self.client_form(session).await? else {
+            return Ok(None);
+        };
+        let Some(token) = form.get("token").map(String::from) else {
+            json_error(session, 400, "invalid_request", "token is required").await?;
+            return Ok(None);
+        };
+        Ok(Some((client_id, form, token)))
+    }
+
     async fn token(&self, session: &mut Session) -> Result<bool> {
         let Some((client_id, form)) = self.client_form(session).await? else {
             return Ok(true);
@@ -1028,12 +1044,10 @@ impl Broker<'_> {
         provider: &Provider,
         which: IdpEndpoint,
     ) -> Result<bool> {
-        let Some((client_id, form)) = self.client_form(session).await? else {
+        let Some((client_id, form, token)) = self.token_form(session).await? else {
             return Ok(true);
         };
-        let Some(token) = form.get("token") else {
-            return json_error(session, 400, "invalid_request", "token is required").await;
-        };
+        let token = token.as_str();
         let refresh: Option<Refresh> = self.sealer.open(Purpose::Refresh, token);
         let (token, hint) = match &refresh {
             Some(r) if r.client_id != client_id || r.route != self.facade.route => {

@@ -287,12 +287,10 @@ impl Broker<'_> {
         revocations: &Revocations,
         which: IdpEndpoint,
     ) -> Result<bool> {
-        let Some((client_id, form)) = self.client_form(session).await? else {
+        let Some((client_id, _, token)) = self.token_form(session).await? else {
             return Ok(true);
         };
-        let Some(token) = form.get("token") else {
-            return json_error(session, 400, "invalid_request", "token is required").await;
-        };
+        let token = token.as_str();
         let route = self.facade.route.as_str();
         let now = unix_now();
         let access = self

@@ -18,6 +18,7 @@ use hyper::{Request, Response};
 use tokio::sync::mpsc;
 
 pub mod idp;
+pub mod oauth;
 pub mod server;
 
 /// The end-to-end tests' `seal_key` (32 bytes, base64).
