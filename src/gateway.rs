@@ -204,6 +204,14 @@ impl ProxyHttp for Gateway {
                         ctx.rate = passed.rate;
                         ctx.principal = Some(passed.principal);
                         ctx.upstream_credential = UpstreamCredential::placed(&auth.placement, &key);
+                        if ctx.upstream_credential.is_none() {
+                            // A service token no header can carry: never proxy without it.
+                            let body = error_json!(
+                                "bad_gateway",
+                                "the upstream's credential cannot be sent"
+                            );
+                            return respond::send(session, 502, body.into(), &self.cors(ctx)).await;
+                        }
                         Ok(false)
                     }
                     Err(deny) => self.refuse(session, ctx, route, deny).await,

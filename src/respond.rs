@@ -69,19 +69,19 @@ pub async fn document(session: &mut Session, body: Bytes) -> Result<bool> {
 
 /// A `302` to `location` (an OAuth redirect); never cached.
 pub async fn redirect(session: &mut Session, location: &str) -> Result<bool> {
-    redirect_with_cookie(session, location, None).await
+    redirect_with_cookies(session, location, &[]).await
 }
 
-/// A `302` that also sets a cookie (a `Set-Cookie` value).
-pub async fn redirect_with_cookie(
+/// A `302` that also sets cookies (`Set-Cookie` values).
+pub async fn redirect_with_cookies(
     session: &mut Session,
     location: &str,
-    cookie: Option<&str>,
+    cookies: &[&str],
 ) -> Result<bool> {
-    let mut header = ResponseHeader::build(302, Some(4))?;
+    let mut header = ResponseHeader::build(302, Some(4 + cookies.len()))?;
     header.insert_header("Location", location)?;
-    if let Some(cookie) = cookie {
-        header.insert_header("Set-Cookie", cookie)?;
+    for cookie in cookies {
+        header.append_header("Set-Cookie", *cookie)?;
     }
     header.insert_header("Content-Length", 0)?;
     header.insert_header("Cache-Control", "no-store")?;

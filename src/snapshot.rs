@@ -223,7 +223,8 @@ fn compile(
     let (guard, issued) = match &route.auth {
         Auth::None => (None, None),
         Auth::Issued(auth) => {
-            let issued = IssuedGuard::new(&route.name, auth, &metadata, limiter);
+            let issued = IssuedGuard::new(&route.name, auth, &metadata, limiter)
+                .map_err(|_| ConfigError::new(format!("{at}.prefix"), "cannot be in a header"))?;
             (None, Some(issued))
         }
         Auth::Bearer(bearer) => {

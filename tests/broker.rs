@@ -5,7 +5,9 @@
 mod common;
 
 use common::idp::Idp;
-use common::oauth::{consent_form_value, http, location, query_param, s256, REDIRECT, VERIFIER};
+use common::oauth::{
+    consent_form_value, http, location, query_param, s256, state_cookie, REDIRECT, VERIFIER,
+};
 use common::{Gateway, Upstream};
 use reqwest::blocking::Response;
 use serde_json::{json, Value};
@@ -105,6 +107,7 @@ impl Setup {
             .send()
             .unwrap();
         assert_eq!(r.status(), 302);
+        let browser = state_cookie(&r);
         let to_idp = location(&r);
         assert!(to_idp.starts_with(&self.idp.issuer()), "{to_idp}");
         assert_eq!(
@@ -122,9 +125,24 @@ impl Setup {
             callback.starts_with(&self.gw.url("/mcp/oauth/callback")),
             "{callback}"
         );
+        // Another browser (no state cookie) cannot finish this sign-in.
         let r = http().get(&callback).send().unwrap();
+        assert_eq!(r.status(), 400);
+        assert!(r.text().unwrap().contains("not started in this browser"));
+        let r = http()
+            .get(&callback)
+            .header("Cookie", &browser)
+            .send()
+            .unwrap();
         assert_eq!(r.status(), 302);
         let back = location(&r);
+        // Nor can the same callback be played twice.
+        let again = http()
+            .get(&callback)
+            .header("Cookie", &browser)
+            .send()
+            .unwrap();
+        assert_eq!(again.status(), 400);
         assert!(back.starts_with(REDIRECT), "{back}");
         assert_eq!(query_param(&back, "state").as_deref(), Some("client-state"));
         assert_eq!(query_param(&back, "iss"), Some(self.gw.url("/mcp")));

@@ -9,7 +9,9 @@ use std::convert::Infallible;
 
 use bytes::Bytes;
 use common::idp::Idp;
-use common::oauth::{consent_form_value, http, location, query_param, s256, REDIRECT, VERIFIER};
+use common::oauth::{
+    consent_form_value, http, location, query_param, s256, state_cookie, REDIRECT, VERIFIER,
+};
 use common::{serve, Body, Gateway, Upstream};
 use http_body_util::{BodyExt, Full};
 use reqwest::blocking::Response;
@@ -355,12 +357,18 @@ fn a_chained_route_signs_in_at_the_service_and_refreshes_there() {
         .send()
         .unwrap();
     assert_eq!(r.status(), 302);
+    let browser = state_cookie(&r);
     let to_service = location(&r);
     assert!(to_service.starts_with(&service.issuer()), "{to_service}");
     assert_eq!(query_param(&to_service, "client_id").as_deref(), Some("gw"));
     assert_eq!(query_param(&to_service, "scope").as_deref(), Some("repo"));
     let callback = location(&http().get(&to_service).send().unwrap());
-    let back = location(&http().get(&callback).send().unwrap());
+    let r = http()
+        .get(&callback)
+        .header("Cookie", browser)
+        .send()
+        .unwrap();
+    let back = location(&r);
     assert!(back.starts_with(REDIRECT), "{back}");
     let tokens = flow.redeem(&query_param(&back, "code").unwrap());
     let access = tokens["access_token"].as_str().unwrap();

@@ -74,33 +74,47 @@ impl<V> SlotCache<V> {
         })
     }
 
-    /// Stores `value` until `expires`; returns the stored entry.
+    /// Stores `value` until `expires`, in place of the entry that expires soonest if its set
+    /// is full; returns the stored entry.
     pub fn insert(&self, key: Key, expires: u64, now: u64, value: V) -> Arc<Entry<V>> {
-        let entry = Arc::new(Entry {
+        let set = self.set(&key);
+        let slot = Self::free_slot(set, &key, now).unwrap_or_else(|| {
+            let soonest = set
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, slot)| slot.load().as_ref().map_or(0, |e| e.expires()));
+            soonest.map_or(0, |(i, _)| i)
+        });
+        let entry = Self::entry(key, expires, value);
+        set[slot].store(Some(entry.clone()));
+        entry
+    }
+
+    /// Stores `value` until `expires` only if that pushes out no live entry (for what must
+    /// not be forgotten, like revocations). `false`: the set is full.
+    pub fn insert_if_room(&self, key: Key, expires: u64, now: u64, value: V) -> bool {
+        let set = self.set(&key);
+        let Some(slot) = Self::free_slot(set, &key, now) else {
+            return false;
+        };
+        set[slot].store(Some(Self::entry(key, expires, value)));
+        true
+    }
+
+    /// An empty slot, an expired one, or the one that holds `key`.
+    fn free_slot(set: &[ArcSwapOption<Entry<V>>], key: &Key, now: u64) -> Option<usize> {
+        set.iter().position(|slot| match &*slot.load() {
+            None => true,
+            Some(e) => e.key == *key || e.expires() <= now,
+        })
+    }
+
+    fn entry(key: Key, expires: u64, value: V) -> Arc<Entry<V>> {
+        Arc::new(Entry {
             key,
             expires: AtomicU64::new(expires),
             value,
-        });
-        let set = self.set(&key);
-        let mut victim = 0;
-        let mut victim_expires = u64::MAX;
-        for (i, slot) in set.iter().enumerate() {
-            let guard = slot.load();
-            let Some(e) = &*guard else {
-                victim = i;
-                break;
-            };
-            if e.key == key || e.expires() <= now {
-                victim = i;
-                break;
-            }
-            if e.expires() < victim_expires {
-                victim = i;
-                victim_expires = e.expires();
-            }
-        }
-        set[victim].store(Some(entry.clone()));
-        entry
+        })
     }
 }
 
@@ -143,6 +157,23 @@ mod tests {
         // The newest entry is always there.
         let last = digest(&9_999u32.to_le_bytes());
         assert_eq!(cache.get(&last, 0).unwrap().value, 9_999);
+    }
+
+    #[test]
+    fn what_must_not_be_forgotten_waits_for_room() {
+        // One set of four: the fifth live entry finds no room until one expires.
+        let cache = SlotCache::new(4);
+        for i in 0..4u32 {
+            assert!(cache.insert_if_room(digest(&i.to_le_bytes()), 100 + i as u64, 0, ()));
+        }
+        let fifth = digest(b"fifth");
+        assert!(!cache.insert_if_room(fifth, 200, 0, ()));
+        assert!((0..4u32).all(|i| cache.get(&digest(&i.to_le_bytes()), 0).is_some()));
+        assert!(
+            cache.insert_if_room(fifth, 200, 100, ()),
+            "an expired slot is room"
+        );
+        assert!(cache.get(&fifth, 100).is_some());
     }
 
     #[test]

@@ -295,12 +295,17 @@ pub fn bearer_token(req: &RequestHeader) -> Result<&str, Reject> {
     if token.len() > jwt::MAX_TOKEN_LEN {
         return Err(Reject::TooLarge);
     }
-    let body = token.trim_end_matches('=');
-    let token68 = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
-    if body.is_empty() || !body.bytes().all(token68) {
+    if !is_token68(token) {
         return Err(Reject::Malformed);
     }
     Ok(token)
+}
+
+/// RFC 7235 `token68`: what a bearer token may be made of.
+pub fn is_token68(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b"-._~+/".contains(&b);
+    !body.is_empty() && body.bytes().all(allowed)
 }
 
 /// Seconds since the epoch, the unit of `exp`.

@@ -62,6 +62,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         return Err(ConfigError::new("routes", "needs at least one route"));
     }
     let mut seen: HashMap<(Option<String>, String), usize> = HashMap::new();
+    let mut names: HashMap<String, usize> = HashMap::new();
     let mut spawned: HashMap<(String, u16), (usize, Vec<String>)> = HashMap::new();
     let mut routes = Vec::with_capacity(file.routes.len());
     for (i, raw) in file.routes.into_iter().enumerate() {
@@ -72,6 +73,13 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
             return Err(ConfigError::new(
                 format!("{at}.prefix"),
                 format!("`{}` is already routed by routes[{first}]", route.prefix),
+            ));
+        }
+        if let Some(first) = names.insert(route.name.clone(), i) {
+            // Names label metrics, and registrations, codes and tokens are bound to them.
+            return Err(ConfigError::new(
+                format!("{at}.name"),
+                format!("`{}` is already the name of routes[{first}]", route.name),
             ));
         }
         if let Some(spawn) = &route.spawn {
@@ -480,6 +488,10 @@ mod tests {
             (
                 format!("{OK}  - prefix: /mcp/a\n    upstream: http://h\n    auth: none\n"),
                 "routes[1].prefix: `/mcp/a` is already routed by routes[0]",
+            ),
+            (
+                format!("{OK}    name: x\n  - prefix: /b\n    upstream: http://h\n    auth: none\n    name: x\n"),
+                "routes[1].name: `x` is already the name of routes[0]",
             ),
             ("listen: [\n".to_string(), "line "),
         ];

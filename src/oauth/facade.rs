@@ -56,6 +56,8 @@ pub struct Facade {
     /// binds a consent form to its browser, the other remembers approvals.
     cookie: &'static str,
     approvals_cookie: &'static str,
+    /// Per route, so that sign-ins on two routes in one browser do not collide.
+    state_cookie: String,
     secure: bool,
     pub(super) route: String,
     pub(super) mode: Mode,
@@ -104,6 +106,9 @@ struct BrokerState {
     route: String,
     /// The gateway's PKCE verifier for the IdP.
     verifier: String,
+    /// Must equal the state cookie: the sign-in comes back to the browser that started it
+    /// (else a victim could be made to finish an attacker's flow with the victim's account).
+    browser: String,
     exp: u64,
 }
 
@@ -186,7 +191,6 @@ impl Facade {
         Some(Facade {
             callback: format!("{base}/callback"),
             endpoint_base: base,
-            issuer,
             metadata: match metadata {
                 Value::Object(fields) => fields,
                 _ => unreachable!("json! of an object"),
@@ -203,6 +207,12 @@ impl Facade {
             } else {
                 "mcpgate-approved"
             },
+            state_cookie: format!(
+                "{}mcpgate-state-{}",
+                if secure { "__Host-" } else { "" },
+                &URL_SAFE_NO_PAD.encode(digest(issuer.as_bytes()))[..8]
+            ),
+            issuer,
             secure,
             route: route.name.clone(),
             mode,
@@ -623,7 +633,7 @@ impl Broker<'_> {
                 if self.facade.secure { "; Secure" } else { "" }
             )
         });
-        self.proceed(session, q, cookie.as_deref()).await
+        self.proceed(session, q, cookie).await
     }
 
     /// After consent: on to the IdP or the downstream service, as the gateway's own client.
@@ -631,66 +641,78 @@ impl Broker<'_> {
         &self,
         session: &mut Session,
         q: AuthRequest,
-        cookie: Option<&str>,
+        approvals: Option<String>,
     ) -> Result<bool> {
-        match self.behind {
-            Behind::Idp { provider, auth } => self.to_idp(session, provider, auth, q, cookie).await,
+        let sign_in = match self.behind {
+            Behind::Idp { provider, auth } => self.to_idp(provider, auth, q),
             Behind::Issued {
                 service: Some(service),
                 ..
             } => {
-                let (state, challenge) = self.seal_state(q);
+                let (state, challenge, cookie) = self.seal_state(q);
                 let challenge = service.config.pkce.then_some(challenge.as_str());
-                let location = service.authorize_url(&self.facade.callback, &state, challenge);
-                respond::redirect_with_cookie(session, &location, cookie).await
+                Ok((
+                    service.authorize_url(&self.facade.callback, &state, challenge),
+                    cookie,
+                ))
             }
-            Behind::Issued { service: None, .. } => {
-                self.error_page(session, "This route signs nobody in elsewhere.")
-                    .await
+            Behind::Issued { service: None, .. } => Err("This route signs nobody in elsewhere."),
+        };
+        match sign_in {
+            Ok((location, state_cookie)) => {
+                let cookies: Vec<&str> = approvals
+                    .as_deref()
+                    .into_iter()
+                    .chain([state_cookie.as_str()])
+                    .collect();
+                respond::redirect_with_cookies(session, &location, &cookies).await
             }
+            Err(message) => self.error_page(session, message).await,
         }
     }
 
-    /// The `state` for a sign-in elsewhere: the client's request and the gateway's PKCE
-    /// verifier, sealed. Returns it and the verifier's challenge.
-    fn seal_state(&self, q: AuthRequest) -> (String, String) {
+    /// The `state` for a sign-in elsewhere: the client's request, the gateway's PKCE
+    /// verifier and a browser binding, sealed. Returns it, the verifier's challenge and the
+    /// cookie that binds the browser.
+    fn seal_state(&self, q: AuthRequest) -> (String, String, String) {
         let verifier = random_token();
         let challenge = s256(&verifier);
+        let browser = random_token();
+        let cookie = format!(
+            "{}={browser}; Path=/; HttpOnly; SameSite=Lax; Max-Age={STATE_TTL}{}",
+            self.facade.state_cookie,
+            if self.facade.secure { "; Secure" } else { "" }
+        );
         let state = self.sealer.seal(
             Purpose::State,
             &BrokerState {
                 q,
                 route: self.facade.route.clone(),
                 verifier,
+                browser,
                 exp: unix_now() + STATE_TTL,
             },
         );
-        (state, challenge)
+        (state, challenge, cookie)
     }
 
     /// Sends the user to the IdP as the gateway's own client, with a sealed `state` that
     /// carries the client's request and the gateway's PKCE verifier.
-    async fn to_idp(
+    /// Where the IdP signs the user in, and the state cookie.
+    fn to_idp(
         &self,
-        session: &mut Session,
         provider: &Provider,
         auth: &BearerAuth,
         q: AuthRequest,
-        cookie: Option<&str>,
-    ) -> Result<bool> {
+    ) -> Result<(String, String), &'static str> {
         let Some(authorize) = provider.authorization_endpoint() else {
-            return self
-                .error_page(
-                    session,
-                    "The identity provider is not reachable yet. Try again shortly.",
-                )
-                .await;
+            return Err("The identity provider is not reachable yet. Try again shortly.");
         };
         let requested = q.scope.clone().unwrap_or_else(|| auth.scopes.join(" "));
         let scope = provider.config.scopes_for_idp(&requested);
-        let (state, challenge) = self.seal_state(q);
+        let (state, challenge, cookie) = self.seal_state(q);
         let location = self.idp_authorize_url(provider, &authorize, &state, &challenge, &scope);
-        respond::redirect_with_cookie(session, &location, cookie).await
+        Ok((location, cookie))
     }
 
     /// The approvals a browser's cookie remembers, still valid: (route and client digest,
@@ -746,13 +768,31 @@ impl Broker<'_> {
     async fn callback(&self, session: &mut Session) -> Result<bool> {
         let query = session.req_header().uri.query().unwrap_or("").to_string();
         let params = Params::parse(query.as_bytes());
-        let state: Option<BrokerState> = params
-            .get("state")
-            .and_then(|s| self.sealer.open(Purpose::State, s));
-        let Some(state) = state.filter(|s| s.exp > unix_now() && s.route == self.facade.route)
-        else {
+        let sealed_state = params.get("state").unwrap_or_default();
+        let state: Option<BrokerState> = self.sealer.open(Purpose::State, sealed_state);
+        let now = unix_now();
+        let Some(state) = state.filter(|s| s.exp > now && s.route == self.facade.route) else {
             return self.error_page(session, "The sign-in came back with an invalid or expired state. Start again from your application.").await;
         };
+        let same_browser = cookie_value(session.req_header(), &self.facade.state_cookie)
+            .is_some_and(|c| constant_time_eq(c.as_bytes(), state.browser.as_bytes()));
+        if !same_browser {
+            warn!(
+                "route {}: a sign-in came back to another browser",
+                self.facade.route
+            );
+            return self.error_page(session, "This sign-in was not started in this browser. Start again from your application.").await;
+        }
+        let used = digest(sealed_state.as_bytes());
+        if self.used_codes.0.get(&used, now).is_some() {
+            return self
+                .error_page(
+                    session,
+                    "This sign-in has already been completed. Start again from your application.",
+                )
+                .await;
+        }
+        self.used_codes.0.insert(used, state.exp, now, ());
         let q = &state.q;
         let back = |pairs: &[(&str, &str)]| {
             self.client_redirect(&q.redirect_uri, pairs, q.state.as_deref())
@@ -864,7 +904,12 @@ impl Broker<'_> {
             }
         };
         let ours = self.seal_code(q, tokens);
-        respond::redirect(session, &back(&[("code", &ours)])).await
+        let done = format!(
+            "{}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0{}",
+            self.facade.state_cookie,
+            if self.facade.secure { "; Secure" } else { "" }
+        );
+        respond::redirect_with_cookies(session, &back(&[("code", &ours)]), &[&done]).await
     }
 
     /// The client's one-time code, carrying what the sign-in got.

@@ -54,8 +54,11 @@ impl Revocations {
         digest(format!("{route}\n{grant}").as_bytes())
     }
 
-    pub fn revoke(&self, route: &str, grant: &str, until: u64, now: u64) {
-        self.0.insert(Self::key(route, grant), until, now, ());
+    /// `false`: no room without forgetting a live revocation (a flood of them); the caller
+    /// must say the revocation failed rather than let an older one lapse.
+    pub fn revoke(&self, route: &str, grant: &str, until: u64, now: u64) -> bool {
+        self.0
+            .insert_if_room(Self::key(route, grant), until, now, ())
     }
 
     pub fn is_revoked(&self, route: &str, grant: &str, now: u64) -> bool {
@@ -78,14 +81,13 @@ impl IssuedGuard {
         auth: &IssuedAuth,
         resource_metadata: &str,
         rate_limiter: Option<Arc<RateLimiter>>,
-    ) -> IssuedGuard {
-        IssuedGuard {
+    ) -> Result<IssuedGuard, http::header::InvalidHeaderValue> {
+        Ok(IssuedGuard {
             route: route.to_string(),
             raw: matches!(&auth.strategy, Strategy::Passthrough(p) if p.raw),
             rate_limiter,
-            challenges: Challenges::new(resource_metadata, &[])
-                .expect("a URL and no scopes make a valid header"),
-        }
+            challenges: Challenges::new(resource_metadata, &[])?,
+        })
     }
 
     /// Opens the token; says who passed and what the upstream gets.
@@ -98,7 +100,7 @@ impl IssuedGuard {
     ) -> Result<(Passed, String), Deny> {
         let token = bearer_token(req).map_err(|r| self.challenges.reject(r))?;
         let (grant, credential) = if self.raw {
-            (pseudonym(&self.route, token), token.to_string())
+            (pseudonym(sealer, &self.route, token), token.to_string())
         } else {
             let access = self.open(sealer, revocations, token, now)?;
             (access.g, access.k)
@@ -135,10 +137,30 @@ impl IssuedGuard {
     }
 }
 
-/// A stable, non-reversible name for a raw key: rate limits and audit lines need a subject.
-fn pseudonym(route: &str, key: &str) -> String {
-    let d = digest(format!("{route}\n{key}").as_bytes());
-    d[..8].iter().map(|b| format!("{b:02x}")).collect()
+/// A stable name for a raw key that says nothing about it: rate limits and audit lines need
+/// a subject. Keyed (an HMAC under the seal key), so a weak key cannot be guessed back
+/// from the logs.
+fn pseudonym(sealer: &Sealer, route: &str, key: &str) -> String {
+    sealer.derive_secret(&format!("{route}\n{key}"))[..12].to_string()
+}
+
+/// How long a service says its access token lives (`expires_in`, a number or a numeric
+/// string), a few seconds short so that the gateway's token never outlives it; `None` when
+/// it says nothing usable (0 included).
+fn service_lifetime(got: &Map<String, Value>) -> Option<u64> {
+    let seconds = match got.get("expires_in")? {
+        Value::Number(n) => n.as_f64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    (seconds >= 1.0).then(|| {
+        let seconds = seconds as u64;
+        if seconds > 30 {
+            seconds - 5
+        } else {
+            seconds
+        }
+    })
 }
 
 impl Broker<'_> {
@@ -162,7 +184,7 @@ impl Broker<'_> {
             }
             Strategy::Chained { .. } => {
                 let refresh = got.get("refresh_token").and_then(Value::as_str);
-                let lifetime = got.get("expires_in").and_then(Value::as_u64);
+                let lifetime = service_lifetime(got);
                 let grant = &random_token()[..22];
                 self.mint(
                     auth,
@@ -224,10 +246,17 @@ impl Broker<'_> {
                     .get("access_token")
                     .and_then(Value::as_str)
                     .unwrap_or_default();
-                let lifetime = got.get("expires_in").and_then(Value::as_u64);
+                let lifetime = service_lifetime(&got);
                 self.mint(auth, client_id, grant, access, lifetime, next)
             }
-            _ => self.mint(auth, client_id, grant, &refresh.token, None, &refresh.token),
+            (Strategy::Passthrough(_), _) => {
+                self.mint(auth, client_id, grant, &refresh.token, None, &refresh.token)
+            }
+            (Strategy::Chained { .. }, None) => {
+                return self
+                    .idp_unreachable(session, "refresh", "no such service")
+                    .await
+            }
         };
         respond::send(session, 200, body, &cors_open()).await
     }
@@ -297,27 +326,25 @@ impl Broker<'_> {
             .sealer
             .open::<Access>(Purpose::Access, token)
             .filter(|a| a.r == route)
-            .map(|a| (a.g, a.exp, "access_token"));
+            .map(|a| (a.g, a.exp));
         let found = access.or_else(|| {
             let r: Refresh = self.sealer.open(Purpose::Refresh, token)?;
-            (r.route == route && r.client_id == client_id).then_some((
-                r.grant?,
-                r.exp?,
-                "refresh_token",
-            ))
+            (r.route == route && r.client_id == client_id).then_some((r.grant?, r.exp?))
         });
         if let IdpEndpoint::Revocation = which {
-            if let Some((grant, _, _)) = &found {
+            if let Some((grant, _)) = &found {
                 let until = now + auth.access_ttl.max(auth.refresh_ttl).as_secs();
-                revocations.revoke(route, grant, until, now);
+                if !revocations.revoke(route, grant, until, now) {
+                    warn!("route {route}: the revocation list is full; a revocation failed");
+                    let why = "revocations cannot be recorded now; retry later";
+                    return json_error(session, 503, "temporarily_unavailable", why).await;
+                }
             }
             return respond::send(session, 200, Bytes::new(), &cors_open()).await;
         }
         let answer = match found {
-            Some((grant, exp, kind))
-                if exp > now && !revocations.is_revoked(route, &grant, now) =>
-            {
-                json!({"active": true, "exp": exp, "token_type": kind,
+            Some((grant, exp)) if exp > now && !revocations.is_revoked(route, &grant, now) => {
+                json!({"active": true, "exp": exp, "token_type": "Bearer",
                     "sub": format!("grant:{grant}"), "aud": self.facade.issuer})
             }
             _ => json!({"active": false}),

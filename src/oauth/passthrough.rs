@@ -14,13 +14,22 @@ use serde_json::Map;
 
 use super::consent::{self, KeyField};
 use super::facade::{AuthRequest, Behind, Broker, Params};
-use crate::config::{Placement, Strategy};
+use tokio::sync::Semaphore;
+
+use crate::auth::is_token68;
+use crate::auth::rate_limit::RateLimiter;
+use crate::config::{Placement, RateLimit, Strategy};
 use crate::respond;
 
 /// Keys longer than this are refused (a key is sealed into every token).
 const MAX_KEY: usize = 4096;
 /// A probe gets this long to answer.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Probes one client address may cause per minute: the page must not become a way to try
+/// guessed keys on the service from the gateway's address (or get it throttled there).
+const PROBES_PER_MINUTE: u32 = 10;
+/// Probes in flight at once, across all routes.
+const PROBES_IN_FLIGHT: usize = 16;
 
 /// What the upstream said of a key.
 enum Probe {
@@ -28,6 +37,8 @@ enum Probe {
     Refused(u16),
     /// No usable answer: the key is not taken (it may be right; the user can retry).
     Unknown(String),
+    /// Not tried: too many probes from this address, or at once.
+    Busy,
 }
 
 impl Broker<'_> {
@@ -82,12 +93,24 @@ impl Broker<'_> {
             || HeaderValue::from_str(key).is_err()
         {
             Some("That is not a key: it is empty, too long, or has characters no key has.".into())
+        } else if settings.raw && !is_token68(key) {
+            // The key itself is the access token: it must be one a client can send.
+            Some("This key has characters an access token cannot carry.".into())
         } else if let Some(probe) = &settings.probe {
-            match try_key(probe, &auth.placement, key).await {
+            let client = session
+                .client_addr()
+                .and_then(|a| a.as_inet())
+                .map(|a| a.ip().to_string())
+                .unwrap_or_default();
+            match try_key(probe, &auth.placement, key, &client).await {
                 Probe::Accepted => None,
                 Probe::Refused(status) => Some(format!(
                     "The key was refused by the service (status {status}). Check it and try again."
                 )),
+                Probe::Busy => Some(
+                    "Too many keys were tried from here just now. Wait a minute and try again."
+                        .into(),
+                ),
                 Probe::Unknown(e) => {
                     warn!("route {}: key probe failed: {e}", self.facade.route);
                     Some("The key could not be checked: the service did not answer as expected. Try again shortly.".into())
@@ -111,7 +134,22 @@ impl Broker<'_> {
 
 /// GET `probe` with the key placed as the upstream will get it: 2xx takes the key, 401 and
 /// 403 refuse it, anything else says nothing about it.
-async fn try_key(probe: &str, placement: &Placement, key: &str) -> Probe {
+async fn try_key(probe: &str, placement: &Placement, key: &str, from: &str) -> Probe {
+    static LIMIT: OnceLock<RateLimiter> = OnceLock::new();
+    static IN_FLIGHT: Semaphore = Semaphore::const_new(PROBES_IN_FLIGHT);
+    let limit = LIMIT.get_or_init(|| {
+        RateLimiter::new(RateLimit {
+            limit: PROBES_PER_MINUTE,
+            window: Duration::from_secs(60),
+            burst: PROBES_PER_MINUTE,
+        })
+    });
+    let Ok(_slot) = IN_FLIGHT.try_acquire() else {
+        return Probe::Busy;
+    };
+    if !limit.check(from).allowed {
+        return Probe::Busy;
+    }
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     let client = CLIENT.get_or_init(|| {
         reqwest::Client::builder()

@@ -43,3 +43,15 @@ pub fn consent_form_value(page: &str) -> String {
         .expect("a consent form")
         .to_string()
 }
+
+/// The `name=value` of the sign-in state cookie a response sets (it binds the browser).
+pub fn state_cookie(r: &Response) -> String {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("mcpgate-state-"))
+        .and_then(|c| c.split(';').next())
+        .expect("a state cookie")
+        .to_string()
+}
