@@ -1,7 +1,9 @@
 //! Bearer validation: a cold verification per algorithm (the signature check every new token
-//! pays), a verification answered by the verified-token cache, and a whole request through
-//! the gateway's `request_filter` and `upstream_request_filter` (no sockets: the request is
-//! read from an in-memory stream), with an `auth: none` route as the baseline.
+//! pays), a verification answered by the verified-token cache, an introspection-cache hit,
+//! sealing and opening the gateway's own tokens, serving the authorization server metadata,
+//! and a whole request through the gateway's `request_filter` and `upstream_request_filter`
+//! (no sockets: the request is read from an in-memory stream) on a JWT route and on a
+//! passthrough route, with an `auth: none` route as the baseline.
 
 // The test suite's IdP, and the server it runs on.
 #[path = "../tests/common/idp.rs"]
@@ -14,15 +16,22 @@ use std::sync::Arc;
 
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use idp::{Alg, Idp};
+use mcpgate::auth::cache::{digest, SlotCache};
+use mcpgate::auth::principal::Principal;
 use mcpgate::auth::provider::Provider;
 use mcpgate::auth::unix_now;
 use mcpgate::config::Config;
 use mcpgate::gateway::Gateway;
+use mcpgate::oauth::facade::Facade;
+use mcpgate::oauth::issued::Access;
+use mcpgate::oauth::seal::{Purpose, Sealer};
 use mcpgate::snapshot::GatewayState;
 use pingora::proxy::{ProxyHttp, Session};
 use tokio::io::AsyncWriteExt;
 
 const AUD: &str = "https://mcp.example.com/mcp";
+/// The bench config's `seal_key`, raw.
+const SEAL_KEY: [u8; 32] = *b"0123456789abcdef0123456789abcdef";
 const ALGS: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
 
 /// A config with a provider whose keys come from a JWKS file (no network in the bench).
@@ -35,9 +44,11 @@ fn write_config(dir: &std::path::Path, idp: &Idp, token_cache: usize) -> std::pa
     .unwrap();
     let yaml = format!(
         "listen: 127.0.0.1:1\npublic_url: https://mcp.example.com\naccess_log: false\n\
+         seal_key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n\
          providers:\n  idp:\n    issuer: {}\n    jwks_file: jwks.json\n    token_cache: {token_cache}\n\
          routes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n\
-         \x20 - prefix: /open\n    upstream: http://127.0.0.1:2/mcp\n    auth: none\n",
+         \x20 - prefix: /open\n    upstream: http://127.0.0.1:2/mcp\n    auth: none\n\
+         \x20 - prefix: /keyed\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ passthrough: {{ prompt: Key, header: \"X-API-Key: {{key}}\" }} }}\n",
         idp.issuer()
     );
     let path = dir.join("mcpgate.yaml");
@@ -82,6 +93,54 @@ fn verification(c: &mut Criterion) {
             rt.block_on(cached.authenticate(black_box(&t), unix_now()))
                 .unwrap()
         })
+    });
+    // What an introspected token costs once answered: its digest and a cache lookup (the
+    // provider's introspection cache is this table).
+    let answers: SlotCache<Arc<Principal>> = SlotCache::new(65_536);
+    let opaque = "an-opaque-access-token-of-typical-length-0123456789abcdef";
+    let claims = serde_json::json!({"active": true, "sub": "bench-user", "scope": "mcp:tools"});
+    let principal = Principal::from_claims(claims.as_object().unwrap().clone(), false);
+    answers.insert(digest(opaque.as_bytes()), u64::MAX, 0, Arc::new(principal));
+    c.bench_function("introspection/cache_hit", |b| {
+        b.iter(|| {
+            let key = digest(black_box(opaque).as_bytes());
+            answers.get(&key, unix_now()).unwrap()
+        })
+    });
+}
+
+/// The gateway's own tokens: sealing one (at `/token`) and opening one (every request on a
+/// passthrough or chained route).
+fn sealing(c: &mut Criterion) {
+    let sealer = Sealer::new(&SEAL_KEY, &[]);
+    let access = Access {
+        r: "/keyed".into(),
+        g: "AbCdEfGhIjKlMnOpQrStUv".into(),
+        k: "sk-0123456789abcdef0123456789abcdef".into(),
+        exp: unix_now() + 3600,
+    };
+    c.bench_function("sealed_token/seal", |b| {
+        b.iter(|| sealer.seal(Purpose::Access, black_box(&access)))
+    });
+    let sealed = sealer.seal(Purpose::Access, &access);
+    c.bench_function("sealed_token/open", |b| {
+        b.iter(|| {
+            sealer
+                .open::<Access>(Purpose::Access, black_box(&sealed))
+                .unwrap()
+        })
+    });
+}
+
+/// The authorization server metadata as served: rendered once, then a reference count.
+fn metadata(c: &mut Criterion) {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::load(&write_config(dir.path(), &idp, 0)).unwrap();
+    let keyed = config.routes.iter().find(|r| r.prefix == "/keyed").unwrap();
+    let facade = Facade::for_route(&config.public_url, keyed).unwrap();
+    c.bench_function("metadata/authorization_server", |b| {
+        b.iter(|| black_box(facade.metadata(None)))
     });
 }
 
@@ -128,17 +187,29 @@ fn whole_request(c: &mut Criterion) {
     };
     let open = request("/open", "");
     let protected = request("/mcp", &format!("Authorization: Bearer {jwt}\r\n"));
-    assert!(
-        !rt.block_on(through_filters(&gateway, &protected)),
-        "the token passes"
+    let sealed = Sealer::new(&SEAL_KEY, &[]).seal(
+        Purpose::Access,
+        &Access {
+            r: "/keyed".into(),
+            g: "AbCdEfGhIjKlMnOpQrStUv".into(),
+            k: "sk-0123456789abcdef0123456789abcdef".into(),
+            exp: unix_now() + 3600,
+        },
     );
+    let keyed = request("/keyed/x", &format!("Authorization: Bearer {sealed}\r\n"));
+    for (name, r) in [("the JWT", &protected), ("the sealed token", &keyed)] {
+        assert!(!rt.block_on(through_filters(&gateway, r)), "{name} passes");
+    }
     c.bench_function("whole_request/auth_none", |b| {
         b.iter(|| rt.block_on(through_filters(&gateway, black_box(&open))))
     });
     c.bench_function("whole_request/jwt_cached", |b| {
         b.iter(|| rt.block_on(through_filters(&gateway, black_box(&protected))))
     });
+    c.bench_function("whole_request/passthrough_sealed", |b| {
+        b.iter(|| rt.block_on(through_filters(&gateway, black_box(&keyed))))
+    });
 }
 
-criterion_group!(benches, verification, whole_request);
+criterion_group!(benches, verification, sealing, metadata, whole_request);
 criterion_main!(benches);
