@@ -321,6 +321,16 @@ impl ProxyHttp for Gateway {
         }
     }
 
+    /// A client that goes away is how every stream ends: not an error worth a log line
+    /// (ten thousand streams closing would be ten thousand of them).
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, e: &Error) -> bool {
+        *e.esource() == ErrorSource::Downstream
+            && matches!(
+                e.etype(),
+                ErrorType::ConnectionClosed | ErrorType::ReadError | ErrorType::WriteError
+            )
+    }
+
     /// What Pingora's own error logs say about a request: method and path, never the query
     /// (it may carry a credential).
     fn request_summary(&self, session: &Session, _ctx: &RequestCtx) -> String {
