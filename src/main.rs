@@ -25,11 +25,6 @@ struct Cli {
     daemon: bool,
 }
 
-/// glibc's allocator took a tenth of the CPU of a proxied request (perf): mimalloc's
-/// thread-local free lists cost less for the many small, short-lived allocations of a request.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
