@@ -215,23 +215,6 @@ async fn run_stream(addr: SocketAddr, request: Arc<[u8]>, shared: Arc<Shared>) {
     }
 }
 
-/// 10,000 streams need more file descriptors than the usual soft limit of 1024: take the
-/// hard limit, which is as far as an unprivileged process may go.
-fn raise_nofile_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the one `rlimit` passed, which outlives them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
-    }
-}
-
 /// Nearest-rank percentile of sorted values.
 fn percentile(sorted: &[u32], q: f64) -> u32 {
     if sorted.is_empty() {
@@ -255,7 +238,8 @@ fn main() {
         .map_or(2000, |r| r.parse().expect("ramp_per_sec"))
         .max(1);
 
-    raise_nofile_limit();
+    // 10,000 streams need more descriptors than the usual soft limit of 1,024.
+    mcpgate::server::raise_open_files_limit();
     let host = url.host_str().expect("url host");
     let port = url.port_or_known_default().expect("url port");
     let addr = (host, port)

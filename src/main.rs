@@ -39,7 +39,7 @@ fn main() -> ExitCode {
         println!("mcpgate: {}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
-    raise_open_files_limit();
+    server::raise_open_files_limit();
     let opts = StartOptions {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
@@ -49,23 +49,6 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("mcpgate: {}: {e}", cli.config.display());
             ExitCode::FAILURE
-        }
-    }
-}
-
-/// Every open stream holds two descriptors (client and upstream): take all the process may
-/// have, as nginx does with `worker_rlimit_nofile`, instead of the shell's soft 1,024.
-fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain system calls on a stack value.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
         }
     }
 }

@@ -114,3 +114,20 @@ fn check_tls_files(tls: &TlsConfig) -> Result<(), ConfigError> {
     }
     Ok(())
 }
+
+/// Every open stream holds two descriptors (client and upstream): take all the process may
+/// have, as nginx does with `worker_rlimit_nofile`, instead of the shell's soft 1,024.
+pub fn raise_open_files_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit read and write the one `rlimit` passed, which outlives them.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}

@@ -6,7 +6,8 @@ mod common;
 
 use common::idp::Idp;
 use common::oauth::{
-    consent_form_value, http, location, query_param, s256, state_cookie, REDIRECT, VERIFIER,
+    consent_form_value, discover, http, location, query_param, s256, state_cookie, REDIRECT,
+    VERIFIER,
 };
 use common::{Gateway, Upstream};
 use reqwest::blocking::Response;
@@ -163,14 +164,7 @@ fn a_client_registers_consents_gets_tokens_and_refreshes() {
     let s = setup();
     let gw = &s.gw;
     // Discovery: the 401 points at the resource metadata, which points at the gateway.
-    let r = http().get(gw.url("/mcp")).send().unwrap();
-    assert_eq!(r.status(), 401);
-    let prm: Value = http()
-        .get(gw.url("/.well-known/oauth-protected-resource/mcp"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let prm = discover(gw, "/mcp", "/mcp");
     assert_eq!(prm["authorization_servers"], json!([gw.url("/mcp")]));
     for path in [
         "/.well-known/oauth-authorization-server/mcp",

@@ -10,7 +10,8 @@ use std::convert::Infallible;
 use bytes::Bytes;
 use common::idp::Idp;
 use common::oauth::{
-    consent_form_value, http, location, query_param, s256, state_cookie, REDIRECT, VERIFIER,
+    consent_form_value, discover, http, location, query_param, s256, state_cookie, REDIRECT,
+    VERIFIER,
 };
 use common::{serve, Body, Gateway, Upstream};
 use http_body_util::{BodyExt, Full};
@@ -187,14 +188,7 @@ fn passthrough_seals_the_key_for_its_route_and_the_upstream_gets_it() {
     gw.wait_ready();
 
     // Discovery leads to the gateway as the route's authorization server.
-    let r = http().get(gw.url("/a/tools")).send().unwrap();
-    assert_eq!(r.status(), 401);
-    let prm: Value = http()
-        .get(gw.url("/.well-known/oauth-protected-resource/a"))
-        .send()
-        .unwrap()
-        .json()
-        .unwrap();
+    let prm = discover(&gw, "/a/tools", "/a");
     assert_eq!(
         prm["authorization_servers"],
         serde_json::json!([gw.url("/a")])

@@ -19,6 +19,18 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// Only a subject: the gateway's own tokens carry no claims to read.
+    pub fn subject_only(subject: String) -> Principal {
+        Principal {
+            subject,
+            scopes: Vec::new(),
+            audiences: Vec::new(),
+            expires_at: None,
+            email: None,
+            claims: Map::new(),
+        }
+    }
+
     pub fn from_claims(claims: Map<String, Value>, trust_unverified_email: bool) -> Principal {
         let strings = |v: Option<&Value>| -> Vec<String> {
             match v {

@@ -105,9 +105,7 @@ impl IssuedGuard {
             let access = self.open(sealer, revocations, token, now)?;
             (access.g, access.k)
         };
-        let mut claims = Map::new();
-        claims.insert("sub".into(), Value::from(format!("grant:{grant}")));
-        let principal = Arc::new(Principal::from_claims(claims, false));
+        let principal = Arc::new(Principal::subject_only(format!("grant:{grant}")));
         let passed = limit(self.rate_limiter.as_deref(), principal)?;
         Ok((passed, credential))
     }

@@ -2,6 +2,9 @@
 //! redirects (each hop is checked), PKCE, and reading redirects and forms.
 
 use reqwest::blocking::{Client, Response};
+use serde_json::Value;
+
+use super::Gateway;
 
 pub const REDIRECT: &str = "http://127.0.0.1:9/callback";
 pub const VERIFIER: &str = "a-client-verifier-that-is-long-enough-for-pkce-0123456789";
@@ -54,4 +57,17 @@ pub fn state_cookie(r: &Response) -> String {
         .and_then(|c| c.split(';').next())
         .expect("a state cookie")
         .to_string()
+}
+
+/// Discovery as a client starts it: `path` without a token is 401, and the route's protected
+/// resource metadata (for `prefix`) is returned.
+pub fn discover(gw: &Gateway, path: &str, prefix: &str) -> Value {
+    let r = http().get(gw.url(path)).send().unwrap();
+    assert_eq!(r.status(), 401);
+    http()
+        .get(gw.url(&format!("/.well-known/oauth-protected-resource{prefix}")))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap()
 }
