@@ -23,11 +23,11 @@ def rps(name):
     return statistics.median(runs)
 
 
-paths = [("direct", "direct"), ("nginx", "nginx"), ("none", "mcpgate\nauth: none"),
+paths = [("direct", "direct"), ("nginx", "nginx"), ("bare", "bare\nPingora"), ("none", "mcpgate\nauth: none"),
          ("jwt", "mcpgate\nJWT cached"), ("fresh", "mcpgate\nJWT, new token")]
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
 values = [rps(key) for key, _ in paths]
-left.bar([label for _, label in paths], values, color=["#888", "#2a7", "#36c", "#36c", "#36c"])
+left.bar([label for _, label in paths], values, color=["#888", "#2a7", "#b83", "#36c", "#36c", "#36c"])
 left.set_title("tools/call throughput (wrk, median of 3)")
 left.set_ylabel("requests per second")
 for i, v in enumerate(values):
