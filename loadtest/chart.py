@@ -24,7 +24,7 @@ def rps(name):
 
 
 paths = [("direct", "direct"), ("nginx", "nginx"), ("bare", "bare\nPingora"), ("none", "mcpgate\nauth: none"),
-         ("jwt", "mcpgate\nJWT cached"), ("fresh", "mcpgate\nJWT, new token")]
+         ("jwt", "mcpgate\nJWT cached"), ("fresh", "mcpgate JWT,\nnew token")]
 fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
 values = [rps(key) for key, _ in paths]
 left.bar([label for _, label in paths], values, color=["#888", "#2a7", "#b83", "#36c", "#36c", "#36c"])
