@@ -17,6 +17,7 @@ use crate::auth::principal::Principal;
 use crate::auth::rate_limit::Decision;
 use crate::auth::{self, Deny, Guard};
 use crate::config::{Auth, BearerAuth, Route, Strategy};
+use crate::connections;
 use crate::cors;
 use crate::metrics;
 use crate::oauth::facade::{self, Behind, Broker};
@@ -71,6 +72,15 @@ impl ProxyHttp for Gateway {
             rate: None,
             upstream_credential: None,
         }
+    }
+
+    async fn early_request_filter(
+        &self,
+        session: &mut Session,
+        _ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        connections::head_read(session);
+        Ok(())
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
@@ -339,6 +349,7 @@ impl ProxyHttp for Gateway {
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        connections::response_done(session);
         let status = session.response_written().map(|r| r.status);
         // `as_str` reads a static table: counting a request formats nothing.
         let status_label = status.as_ref().map_or("0", |s| s.as_str());

@@ -4,9 +4,11 @@
 pub mod respond;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod control;
 pub mod cors;
 pub mod gateway;
+pub mod logging;
 pub mod metrics;
 pub mod oauth;
 pub mod routing;

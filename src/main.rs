@@ -26,7 +26,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    mcpgate::logging::init();
     let cli = Cli::parse();
     let state = match server::check(&cli.config) {
         Ok(state) => state,

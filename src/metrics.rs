@@ -3,8 +3,8 @@
 use std::sync::LazyLock;
 
 use pingora_prometheus::prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge_vec, HistogramVec,
-    IntCounterVec, IntGaugeVec,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, register_int_gauge_vec,
+    HistogramVec, IntCounterVec, IntGauge, IntGaugeVec,
 };
 
 /// Label used for requests that matched no route.
@@ -105,6 +105,33 @@ pub static TOKEN_EXCHANGES: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static CONNECTIONS_OPEN: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "mcpgate_connections_open",
+        "Client connections currently open (after any TLS handshake)"
+    )
+    .expect("metric registers once")
+});
+
+pub static CONNECTIONS_REFUSED: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_connections_refused_total",
+        "Client connections closed at once because a cap was reached, by cap (max, per_address)",
+        &["cap"]
+    )
+    .expect("metric registers once")
+});
+
+pub static CONNECTIONS_TIMED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_connections_timed_out_total",
+        "Client connections closed for sending no whole request head in time, by timeout \
+         (header, keepalive)",
+        &["timeout"]
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric, so that all are listed (at zero) from the first scrape.
 pub fn init() {
     LazyLock::force(&REQUESTS);
@@ -117,4 +144,7 @@ pub fn init() {
     LazyLock::force(&PROVIDER_REFRESHES);
     LazyLock::force(&INTROSPECTIONS);
     LazyLock::force(&TOKEN_EXCHANGES);
+    LazyLock::force(&CONNECTIONS_OPEN);
+    LazyLock::force(&CONNECTIONS_REFUSED);
+    LazyLock::force(&CONNECTIONS_TIMED_OUT);
 }

@@ -3,14 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
+use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::ListenerConfig;
 use pingora::prelude::*;
 use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::services::background::background_service;
+use pingora::services::listening::Service;
 
 use crate::config::{Config, ConfigError, TlsConfig};
+use crate::connections::ConnectionGuard;
 use crate::control::ControlService;
 use crate::gateway::Gateway;
 use crate::metrics;
@@ -54,13 +57,16 @@ pub fn build(state: GatewayState, opts: &StartOptions) -> Result<Server, ConfigE
     metrics::init();
 
     let state = Arc::new(state);
-    let mut proxy = pingora::proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway {
-            state: state.clone(),
-        },
-        "mcpgate",
-    );
+    let gateway = Gateway {
+        state: state.clone(),
+    };
+    let mut app = pingora::proxy::http_proxy(&server.configuration, gateway);
+    // HTTP/2 carries its own idle limit; HTTP/1 connections get theirs from the guard.
+    let mut options = HttpServerOptions::default();
+    options.h2_idle_timeout = Some(config.connections.keepalive_timeout);
+    app.server_options = Some(options);
+    let guard = ConnectionGuard::new(app, state.clone(), open_files_limit());
+    let mut proxy = Service::new("mcpgate".to_string(), guard);
     for addr in &config.listen {
         let addr = addr.to_string();
         match &config.tls {
@@ -140,16 +146,25 @@ fn check_tls_files(tls: &TlsConfig) -> Result<(), ConfigError> {
 /// Every open stream holds two descriptors (client and upstream): take all the process may
 /// have, as nginx does with `worker_rlimit_nofile`, instead of the shell's soft 1,024.
 pub fn raise_open_files_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit read and write the one `rlimit` passed, which outlives them.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
-        {
-            limit.rlim_cur = limit.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-        }
+    let mut limit = open_files_rlimit();
+    if limit.rlim_cur < limit.rlim_max {
+        limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit reads the one `rlimit` passed, which outlives the call.
+        unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) };
     }
+}
+
+/// The descriptors this process may open now (the soft limit).
+fn open_files_limit() -> usize {
+    usize::try_from(open_files_rlimit().rlim_cur).unwrap_or(usize::MAX)
+}
+
+fn open_files_rlimit() -> libc::rlimit {
+    let mut limit = libc::rlimit {
+        rlim_cur: 1024,
+        rlim_max: 1024,
+    };
+    // SAFETY: getrlimit writes the one `rlimit` passed, which outlives the call.
+    unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+    limit
 }

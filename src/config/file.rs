@@ -17,6 +17,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
+    pub connections: ConnectionsFile,
+    #[serde(default)]
     pub client_metadata_documents: ClientDocumentsFile,
     /// The route whose discovery documents the root well-known paths serve.
     pub default_route: Option<String>,
@@ -64,6 +66,16 @@ pub struct ServerFile {
     pub graceful_shutdown_timeout: Option<String>,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+}
+
+/// Limits on client connections, before any HTTP is read.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectionsFile {
+    pub max: Option<usize>,
+    pub per_address: Option<usize>,
+    pub header_timeout: Option<String>,
+    pub keepalive_timeout: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -57,6 +57,7 @@ pub struct Config {
     /// One log line per request (method, path without query, status, route, latency).
     pub access_log: bool,
     pub server: ServerSettings,
+    pub connections: ConnectionLimits,
     /// Seals what the gateway hands out instead of keeping state.
     pub seal_keys: SealKeys,
     pub client_metadata_documents: ClientDocuments,
@@ -85,6 +86,22 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout: Duration,
     pub pid_file: String,
     pub upgrade_sock: String,
+}
+
+/// What one client, and all of them together, may hold open, and for how long a connection
+/// may sit without sending a whole request head. Read at every accept, so a reload applies
+/// them to new connections.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open client connections in all; `None`: derived from the open-files limit.
+    pub max: Option<usize>,
+    /// Open client connections per client address; 0: no cap.
+    pub per_address: usize,
+    /// A request head must arrive whole within this (from the accept, or from its first
+    /// byte on a kept-alive connection).
+    pub header_timeout: Duration,
+    /// A kept-alive connection without a new request for this long is closed.
+    pub keepalive_timeout: Duration,
 }
 
 #[derive(Debug, Clone, PartialEq)]

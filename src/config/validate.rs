@@ -7,11 +7,13 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::file::{Command, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile};
+use super::file::{
+    Command, ConnectionsFile, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile,
+};
 use super::validate_auth;
 use super::{
-    parse_duration, Auth, ClientDocuments, Config, ConfigError, ProviderConfig, Route,
-    ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
+    parse_duration, Auth, ClientDocuments, Config, ConfigError, ConnectionLimits, ProviderConfig,
+    Route, ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,6 +56,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .map(|m| socket_addr(&m, "metrics"))
         .transpose()?;
     let server = server_settings(file.server)?;
+    let connections = connection_limits(file.connections)?;
     let seal_keys = validate_auth::seal_keys(file.seal_key, file.seal_keys_previous)?;
     let mut providers = validate_auth::providers(file.providers, base)?;
     let oauth_services = validate_auth::services(file.oauth_services, base)?;
@@ -131,6 +134,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         metrics,
         access_log: file.access_log.unwrap_or(true),
         server,
+        connections,
         seal_keys,
         providers,
         oauth_services,
@@ -207,6 +211,33 @@ fn server_settings(s: ServerFile) -> Result<ServerSettings, ConfigError> {
         upgrade_sock: s
             .upgrade_sock
             .unwrap_or_else(|| "/tmp/mcpgate_upgrade.sock".into()),
+    })
+}
+
+fn connection_limits(c: ConnectionsFile) -> Result<ConnectionLimits, ConfigError> {
+    if c.max == Some(0) {
+        return Err(ConfigError::new("connections.max", "must be at least 1"));
+    }
+    let nonzero = |value: Option<&str>, default: u64, at: &str| {
+        let d = duration(value, Duration::from_secs(default), at)?;
+        if d.is_zero() {
+            return Err(ConfigError::new(at, "must be longer than zero"));
+        }
+        Ok(d)
+    };
+    Ok(ConnectionLimits {
+        max: c.max,
+        per_address: c.per_address.unwrap_or(1024),
+        header_timeout: nonzero(
+            c.header_timeout.as_deref(),
+            10,
+            "connections.header_timeout",
+        )?,
+        keepalive_timeout: nonzero(
+            c.keepalive_timeout.as_deref(),
+            60,
+            "connections.keepalive_timeout",
+        )?,
     })
 }
 

@@ -242,19 +242,35 @@ impl Gateway {
 }
 
 impl Drop for Gateway {
-    /// SIGINT (Pingora's quick shutdown, which still stops spawned upstreams), then SIGKILL
-    /// if the process lingers.
     fn drop(&mut self) {
-        signal_pid(self.child.id(), libc::SIGINT);
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
+        stop(&mut self.child);
+    }
+}
+
+/// SIGINT (Pingora's quick shutdown, which still stops spawned upstreams), then SIGKILL
+/// if the process lingers.
+pub fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return; // reaped already: its PID may belong to another process by now
+    }
+    signal_pid(child.id(), libc::SIGINT);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
         }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// A gateway process started by hand (`-u`), stopped when dropped, even when the test fails.
+pub struct Stopped(pub Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        stop(&mut self.0);
     }
 }
 
