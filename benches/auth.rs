@@ -118,6 +118,7 @@ fn sealing(c: &mut Criterion) {
         g: "AbCdEfGhIjKlMnOpQrStUv".into(),
         k: "sk-0123456789abcdef0123456789abcdef".into(),
         exp: unix_now() + 3600,
+        c: "a-client-id".into(),
     };
     c.bench_function("sealed_token/seal", |b| {
         b.iter(|| sealer.seal(Purpose::Access, black_box(&access)))
@@ -194,6 +195,7 @@ fn whole_request(c: &mut Criterion) {
             g: "AbCdEfGhIjKlMnOpQrStUv".into(),
             k: "sk-0123456789abcdef0123456789abcdef".into(),
             exp: unix_now() + 3600,
+            c: "a-client-id".into(),
         },
     );
     let keyed = request("/keyed/x", &format!("Authorization: Bearer {sealed}\r\n"));

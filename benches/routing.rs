@@ -34,7 +34,7 @@ fn route_match(c: &mut Criterion) {
     c.bench_function("route_match/1000_routes/by_host", |b| {
         b.iter(|| {
             router.lookup(
-                black_box(Some("t500.example.com:443")),
+                black_box(Some("t500.example.com")),
                 black_box("/tenant500/mcp"),
             )
         })
@@ -49,5 +49,16 @@ fn route_match(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, route_match);
+/// The path every request is routed on: already canonical (the common case, no allocation)
+/// and one that needs decoding.
+fn canonical_path(c: &mut Criterion) {
+    c.bench_function("canonical_path/plain", |b| {
+        b.iter(|| mcpgate::target::canonical_path(black_box("/tenant777/mcp/messages")))
+    });
+    c.bench_function("canonical_path/encoded", |b| {
+        b.iter(|| mcpgate::target::canonical_path(black_box("/tenant777/%6Dcp//messages%3f")))
+    });
+}
+
+criterion_group!(benches, route_match, canonical_path);
 criterion_main!(benches);

@@ -1,5 +1,6 @@
 //! The `ProxyHttp` implementation: each phase is a few lines that call into the modules.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -23,9 +24,10 @@ use crate::metrics;
 use crate::oauth::facade::{self, Behind, Broker};
 use crate::oauth::metadata;
 use crate::respond;
-use crate::routing;
 use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
+use crate::target;
 use crate::upstream::credential::{self, UpstreamCredential};
+use crate::upstream::forwarded;
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
@@ -36,6 +38,9 @@ pub struct RequestCtx {
     started: Instant,
     /// Set once a route matched; the same snapshot serves the request to its end.
     routed: Option<(Arc<Snapshot>, usize)>,
+    /// The canonical path, when it differs from the one the client sent: what was routed,
+    /// and so what the upstream gets.
+    path: Option<String>,
     /// The response is an event stream (counted in the open-streams gauge until it ends).
     stream: bool,
     /// An allowed browser origin, echoed in CORS headers.
@@ -66,6 +71,7 @@ impl ProxyHttp for Gateway {
         RequestCtx {
             started: Instant::now(),
             routed: None,
+            path: None,
             stream: false,
             origin: None,
             principal: None,
@@ -100,45 +106,48 @@ impl ProxyHttp for Gateway {
             }
             _ => {}
         }
-        if !routing::is_plain_path(req.uri.path()) {
-            let body = error_json!(
-                "invalid_request",
-                "the path has dot segments, backslashes or encoded separators"
-            );
-            return respond::error(session, 400, body).await;
+        let path = match target::path(req) {
+            Ok(path) => path,
+            Err(why) => return respond::invalid_request(session, why).await,
+        };
+        let host = match target::host(req) {
+            Ok(host) => host,
+            Err(why) => return respond::invalid_request(session, why).await,
+        };
+        if let Some(resource) = metadata::requested_resource(&path) {
+            let document = snapshot
+                .discovery_route(host.as_deref(), resource)
+                .and_then(|i| snapshot.routes[i].resource_metadata.clone());
+            return resource_metadata(session, document).await;
         }
-        if metadata::requested_resource(req.uri.path()).is_some() {
-            return self.resource_metadata(session, &snapshot).await;
-        }
-        if let Some(issuer) = metadata::requested_issuer(req.uri.path()) {
+        if let Some(issuer) = metadata::requested_issuer(&path) {
             let compiled = snapshot
-                .discovery_route(host(req), issuer)
+                .discovery_route(host.as_deref(), issuer)
                 .map(|i| &snapshot.routes[i]);
-            return match compiled.and_then(|c| Some((c.facade.as_ref()?, c.guard.as_ref()))) {
-                Some((f, guard)) => {
-                    let idp = guard.map(|g| &*g.provider);
-                    respond::document(session, f.metadata(idp)).await
-                }
+            let document = compiled.and_then(|c| {
+                let idp = c.guard.as_ref().map(|g| &*g.provider);
+                Some(c.facade.as_ref()?.metadata(idp))
+            });
+            return match document {
+                Some(document) => respond::document(session, document).await,
                 None => {
                     let body = error_json!("not_found", "no authorization server at this path");
                     respond::error(session, 404, body).await
                 }
             };
         }
-        let Some(found) = snapshot.router.lookup(host(req), req.uri.path()) else {
+        let Some(found) = snapshot.router.lookup(host.as_deref(), &path) else {
             let body = error_json!("not_found", "no route matches this path");
             return respond::error(session, 404, body).await;
         };
+        let endpoint = facade::endpoint(found.rest);
         let index = found.route;
+        if let Cow::Owned(path) = path {
+            ctx.path = Some(path);
+        }
         ctx.routed = Some((snapshot.clone(), index));
         let (route, compiled) = snapshot.route(index);
         if let Some(facade) = &compiled.facade {
-            let path = session.req_header().uri.path();
-            let rest = if route.prefix == "/" {
-                path
-            } else {
-                &path[route.prefix.len()..]
-            };
             let behind = match (&route.auth, &compiled.guard) {
                 (Auth::Bearer(auth), Some(guard)) => Some(Behind::Idp {
                     provider: &guard.provider,
@@ -154,7 +163,7 @@ impl ProxyHttp for Gateway {
                 }),
                 _ => None,
             };
-            if let (Some(endpoint), Some(behind)) = (facade::endpoint(rest), behind) {
+            if let (Some(endpoint), Some(behind)) = (endpoint, behind) {
                 let broker = Broker {
                     facade,
                     behind,
@@ -256,7 +265,7 @@ impl ProxyHttp for Gateway {
 
     async fn upstream_request_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
@@ -264,13 +273,19 @@ impl ProxyHttp for Gateway {
             return Error::e_explain(ErrorType::InternalError, "no route");
         };
         let (route, compiled) = snapshot.route(*index);
-        if let Some(uri) = upstream_uri(route, &upstream_request.uri)? {
+        if let Some(uri) = upstream_uri(route, ctx.path.as_deref(), &upstream_request.uri)? {
             upstream_request.set_uri(uri);
         }
         upstream_request.insert_header(HOST, compiled.host_header.clone())?;
+        let peer = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip());
+        forwarded::apply(upstream_request, snapshot.config.forwarded, peer)?;
         credential::apply(
             upstream_request,
             route,
+            &snapshot.identity_names,
             ctx.principal.as_deref(),
             ctx.upstream_credential.as_ref(),
         )
@@ -398,31 +413,6 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// RFC 9728: the metadata of the protected route the request's path names, answered
-    /// without a token. A preflight gets open CORS; an unprotected route has no document.
-    async fn resource_metadata(&self, session: &mut Session, snapshot: &Snapshot) -> Result<bool> {
-        let req = session.req_header();
-        let resource = metadata::requested_resource(req.uri.path()).unwrap_or("/");
-        if cors::is_preflight(req) {
-            let mut headers = cors::preflight_headers().to_vec();
-            headers.push((
-                http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
-                HeaderValue::from_static("*"),
-            ));
-            return respond::send(session, 204, Bytes::new(), &headers).await;
-        }
-        let document = snapshot
-            .discovery_route(host(req), resource)
-            .and_then(|i| snapshot.routes[i].resource_metadata.clone());
-        match document {
-            Some(body) => respond::document(session, body).await,
-            None => {
-                let body = error_json!("not_found", "no protected resource at this path");
-                respond::error(session, 404, body).await
-            }
-        }
-    }
-
     /// The bearer check, then (when the route exchanges tokens) the upstream's token.
     /// Answers the request itself (`Ok(true)`) when it is refused.
     async fn authorize(
@@ -496,25 +486,39 @@ impl Gateway {
     }
 }
 
-/// The `Host` the client asked for: the header (HTTP/1) or the URI authority (HTTP/2).
-fn host(req: &RequestHeader) -> Option<&str> {
-    req.headers
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .or_else(|| req.uri.host())
+/// RFC 9728: the metadata of the protected route the request's path names, answered
+/// without a token. A preflight gets open CORS; an unprotected route has no document.
+async fn resource_metadata(session: &mut Session, document: Option<Bytes>) -> Result<bool> {
+    if cors::is_preflight(session.req_header()) {
+        let mut headers = cors::preflight_headers().to_vec();
+        headers.push((
+            http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
+            HeaderValue::from_static("*"),
+        ));
+        return respond::send(session, 204, Bytes::new(), &headers).await;
+    }
+    match document {
+        Some(body) => respond::document(session, body).await,
+        None => {
+            let body = error_json!("not_found", "no protected resource at this path");
+            respond::error(session, 404, body).await
+        }
+    }
 }
 
-/// The request's URI rewritten for the upstream: the route's prefix stripped (unless
-/// `strip_prefix: false`) and the upstream's base path put in front. `None`: unchanged.
-fn upstream_uri(route: &Route, uri: &Uri) -> Result<Option<Uri>> {
-    let path = uri.path();
+/// The request's URI rewritten for the upstream: its canonical path (when the client's was
+/// not), the route's prefix stripped (unless `strip_prefix: false`) and the upstream's base
+/// path put in front; the query as sent. `None`: unchanged.
+fn upstream_uri(route: &Route, canonical: Option<&str>, uri: &Uri) -> Result<Option<Uri>> {
+    let path = canonical.unwrap_or(uri.path());
     let rest = if route.strip_prefix && route.prefix != "/" {
         path.get(route.prefix.len()..).unwrap_or("")
     } else {
         path
     };
     let base = route.upstream.base_path.as_str();
-    if base.is_empty() && rest.len() == path.len() && uri.scheme().is_none() {
+    if base.is_empty() && rest.len() == path.len() && uri.scheme().is_none() && canonical.is_none()
+    {
         return Ok(None);
     }
     let query = uri.query();
@@ -617,7 +621,7 @@ mod tests {
 
     fn rewrite(r: &Route, uri: &str) -> String {
         let uri: Uri = uri.parse().unwrap();
-        upstream_uri(r, &uri)
+        upstream_uri(r, None, &uri)
             .unwrap()
             .map_or(uri.to_string(), |u| u.to_string())
     }

@@ -35,9 +35,10 @@ pub async fn send(
     body: Bytes,
     extra: &[(HeaderName, HeaderValue)],
 ) -> Result<bool> {
-    let mut header = ResponseHeader::build(status, Some(4 + extra.len()))?;
+    let mut header = ResponseHeader::build(status, Some(5 + extra.len()))?;
     if !body.is_empty() {
         header.insert_header("Content-Type", "application/json")?;
+        header.insert_header("X-Content-Type-Options", "nosniff")?;
     }
     header.insert_header("Content-Length", body.len())?;
     header.insert_header("Cache-Control", "no-store")?;
@@ -55,8 +56,9 @@ pub async fn send(
 
 /// Writes a public, cacheable JSON document that any origin may read (discovery metadata).
 pub async fn document(session: &mut Session, body: Bytes) -> Result<bool> {
-    let mut header = ResponseHeader::build(200, Some(4))?;
+    let mut header = ResponseHeader::build(200, Some(5))?;
     header.insert_header("Content-Type", "application/json")?;
+    header.insert_header("X-Content-Type-Options", "nosniff")?;
     header.insert_header("Content-Length", body.len())?;
     header.insert_header("Cache-Control", "public, max-age=3600")?;
     header.insert_header("Access-Control-Allow-Origin", "*")?;
@@ -99,8 +101,9 @@ pub async fn html(
     page: String,
     cookie: Option<&str>,
 ) -> Result<bool> {
-    let mut header = ResponseHeader::build(status, Some(8))?;
+    let mut header = ResponseHeader::build(status, Some(9))?;
     header.insert_header("Content-Type", "text/html; charset=utf-8")?;
+    header.insert_header("X-Content-Type-Options", "nosniff")?;
     header.insert_header("Content-Length", page.len())?;
     header.insert_header("Cache-Control", "no-store")?;
     header.insert_header("X-Frame-Options", "DENY")?;
@@ -131,6 +134,13 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Byt
         body.extend_from_slice(&chunk);
     }
     Ok(Some(body.freeze()))
+}
+
+/// `400 invalid_request` with a description of what is wrong with the request's target or
+/// headers (a fixed text: nothing the client sent is echoed).
+pub async fn invalid_request(session: &mut Session, why: &'static str) -> Result<bool> {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": why});
+    json(session, 400, Bytes::from(body.to_string())).await
 }
 
 /// Writes an error response, unless a response has already begun (then nothing can be said).

@@ -23,7 +23,7 @@ use crate::oauth::metadata;
 use crate::oauth::seal::Sealer;
 use crate::oauth::service::Service;
 use crate::routing::Router;
-use crate::upstream::credential::Exchanger;
+use crate::upstream::credential::{Exchanger, IdentityNames};
 use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::spawn::{SpawnKey, SpawnState, Supervisor};
 
@@ -43,6 +43,8 @@ pub struct Snapshot {
     pub services: BTreeMap<String, Service>,
     /// Grants of issued tokens revoked on this process, kept across reloads.
     pub revocations: Arc<Revocations>,
+    /// Identity headers no client may send through any route.
+    pub identity_names: IdentityNames,
 }
 
 pub struct CompiledRoute {
@@ -124,6 +126,7 @@ impl Snapshot {
         Ok(Snapshot {
             client_documents: cimd::Fetcher::new(documents.allow_private_addresses, roots),
             router: Router::new(&config.routes),
+            identity_names: IdentityNames::new(&config.routes),
             used_codes: previous.map(|p| p.used_codes.clone()).unwrap_or_default(),
             revocations: previous.map(|p| p.revocations.clone()).unwrap_or_default(),
             services,

@@ -182,6 +182,24 @@ fn every_bad_token_gets_401_and_never_reaches_the_upstream() {
         ("two parts", format!("{}.{}", parts[0], parts[1])),
         ("not base64", format!("{}.@@@@.{}", parts[0], parts[2])),
         ("too large", "a".repeat(9 * 1024)),
+        // An ID token is not an access token (RFC 8725 §3.11), whatever its audience.
+        ("ID token with at_hash", rs(&with("at_hash", json!("x")))),
+        ("Keycloak ID token", rs(&with("typ", json!("ID")))),
+        (
+            "typ id_token+jwt",
+            idp.sign_with_header(Alg::RS256, &header(json!({"typ":"id_token+jwt"})), &good),
+        ),
+        (
+            "a claim twice",
+            idp.sign_payload_text(
+                Alg::RS256,
+                &good.to_string().replacen('{', r#"{"sub":"admin","#, 1),
+            ),
+        ),
+        (
+            "a subject with a line break",
+            rs(&with("sub", json!("alice\r\nX-Auth-Subject: admin"))),
+        ),
     ];
     for (what, token) in &cases {
         let r = get(&gw, "/mcp", Some(token));
@@ -237,6 +255,8 @@ fn every_bad_token_gets_401_and_never_reaches_the_upstream() {
         "malformed",
         "token_too_large",
         "missing_token",
+        "wrong_token_type",
+        "bad_subject",
     ];
     for reason in reasons {
         let sample = format!(r#"mcpgate_auth_failures_total{{reason="{reason}",route="/mcp"}}"#);
@@ -757,6 +777,58 @@ fn the_challenge_leads_to_the_routes_resource_metadata() {
     assert_eq!(open.status(), 404);
     assert_eq!(open.json::<Value>().unwrap()["error"], "not_found");
     assert_eq!(up.seen_count(), 0);
+}
+
+#[test]
+fn a_provider_may_require_at_jwt_and_a_key_set_with_a_kid_twice_is_not_used() {
+    let idp = Idp::start();
+    let up = Upstream::start();
+    let gw = start(
+        &idp,
+        "token_types: [application/at+jwt]",
+        &protected("/mcp", &up, "", ""),
+    );
+    let kid = idp.public_jwk(Alg::RS256)["kid"].clone();
+    let claims = idp.claims(AUD, "alice");
+    let typed = |typ: &str| {
+        idp.sign_with_header(
+            Alg::RS256,
+            &json!({"alg": "RS256", "typ": typ, "kid": kid}),
+            &claims,
+        )
+    };
+    let accepted = typed("at+jwt");
+    assert_eq!(get(&gw, "/mcp", Some(&accepted)).status(), 200);
+    assert_eq!(get(&gw, "/mcp", Some(&typed("JWT"))).status(), 401);
+    let untyped = idp.sign_with_header(Alg::RS256, &json!({"alg": "RS256", "kid": kid}), &claims);
+    assert_eq!(get(&gw, "/mcp", Some(&untyped)).status(), 401);
+    // Typed as an access token, a token may carry what ID tokens carry too.
+    let mut hashed = claims.clone();
+    hashed["at_hash"] = json!("x");
+    let token = idp.sign_with_header(
+        Alg::RS256,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}),
+        &hashed,
+    );
+    assert_eq!(get(&gw, "/mcp", Some(&token)).status(), 200);
+
+    // Two keys under one kid: which one a token means would be a guess. The set is refused
+    // and the keys already held stay.
+    let signed_before = idp.sign_with_header(
+        Alg::RS256,
+        &json!({"alg": "RS256", "typ": "at+jwt", "kid": kid}),
+        &idp.claims(AUD, "bob"),
+    );
+    idp.set_duplicate_keys(true);
+    idp.rotate(Alg::RS256);
+    let rotated = idp.sign(Alg::RS256, &idp.claims(AUD, "alice"));
+    assert_eq!(get(&gw, "/mcp", Some(&rotated)).status(), 401);
+    assert!(
+        gw.log().contains("two signing keys have the kid"),
+        "{}",
+        gw.log()
+    );
+    assert_eq!(get(&gw, "/mcp", Some(&signed_before)).status(), 200);
 }
 
 #[test]

@@ -639,3 +639,36 @@ fn redirect_mode_sends_users_straight_to_the_idp_and_adds_the_secret_at_token() 
         .replace("code_challenge_method=S256", "code_challenge_method=plain");
     assert_eq!(http().get(no_pkce).send().unwrap().status(), 400);
 }
+
+#[test]
+fn a_callback_without_iss_from_an_idp_that_promises_it_is_a_mix_up() {
+    let s = setup();
+    let client_id = s.register(json!({"redirect_uris": [REDIRECT],
+        "token_endpoint_auth_method": "none"}))["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.idp.set_omit_iss(true);
+    let (consent, cookie) = s.consent(&client_id);
+    let r = http()
+        .post(s.gw.url("/mcp/oauth/authorize"))
+        .header("Cookie", cookie)
+        .form(&[("consent", consent.as_str()), ("decision", "approve")])
+        .send()
+        .unwrap();
+    let browser = state_cookie(&r);
+    let callback = location(&http().get(location(&r)).send().unwrap());
+    assert!(query_param(&callback, "iss").is_none(), "{callback}");
+    let r = http()
+        .get(&callback)
+        .header("Cookie", &browser)
+        .send()
+        .unwrap();
+    let back = location(&r);
+    assert!(back.starts_with(REDIRECT), "{back}");
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("access_denied")
+    );
+    assert!(query_param(&back, "code").is_none(), "{back}");
+}

@@ -81,6 +81,7 @@ impl<'a> Flow<'a> {
         let r = http().get(url.as_str()).send().unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["x-frame-options"], "DENY");
+        assert_eq!(r.headers()["x-content-type-options"], "nosniff");
         let cookie = r.headers()["set-cookie"].to_str().unwrap();
         let cookie = cookie.split(';').next().unwrap().to_string();
         let page = r.text().unwrap();
@@ -405,4 +406,132 @@ fn jwt_claims(token: &str) -> Value {
         .decode(payload)
         .unwrap();
     serde_json::from_slice(&json).unwrap()
+}
+
+#[test]
+fn only_the_client_a_token_was_issued_to_may_revoke_or_introspect_it() {
+    let up = Upstream::start();
+    let (probe, _probe_runtime) = probe_server();
+    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
+    gw.wait_ready();
+    let alice = Flow::register_named(&gw, "/a", "Alice's client");
+    let mallory = Flow::register_named(&gw, "/a", "Mallory's client");
+    let tokens = alice.tokens_for_key(GOOD_KEY);
+    let access = tokens["access_token"].as_str().unwrap();
+    let refresh = tokens["refresh_token"].as_str().unwrap();
+
+    for token in [access, refresh] {
+        let r: Value = mallory
+            .post("introspect", &[("token", token)])
+            .json()
+            .unwrap();
+        assert_eq!(
+            r,
+            serde_json::json!({"active": false}),
+            "another client's token is unknown to it"
+        );
+        // RFC 7009 §2.2: 200 whatever the token, but nothing is revoked.
+        assert_eq!(mallory.post("revoke", &[("token", token)]).status(), 200);
+    }
+    assert_eq!(
+        get(&gw, "/a/tools", access).status(),
+        200,
+        "the grant lives on"
+    );
+    let r: Value = alice
+        .post("introspect", &[("token", access)])
+        .json()
+        .unwrap();
+    assert_eq!(r["active"], true);
+    assert_eq!(alice.post("revoke", &[("token", access)]).status(), 200);
+    assert_refused(get(&gw, "/a/tools", access));
+}
+
+#[test]
+fn a_code_used_twice_ends_the_grant_its_first_use_started() {
+    let up = Upstream::start();
+    let (probe, _probe_runtime) = probe_server();
+    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
+    gw.wait_ready();
+    let a = Flow::register(&gw, "/a");
+    let (_, consent, cookie) = a.page();
+    let r = a.post_key(&consent, &cookie, GOOD_KEY);
+    let code = query_param(&location(&r), "code").unwrap();
+    let tokens = a.redeem(&code);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(get(&gw, "/a/tools", access).status(), 200);
+
+    let again = a.token(&[
+        ("grant_type", "authorization_code"),
+        ("code", &code),
+        ("redirect_uri", REDIRECT),
+        ("code_verifier", VERIFIER),
+    ]);
+    assert_eq!(again.status(), 400);
+    assert_refused(get(&gw, "/a/tools", access));
+    let r = a.token(&[
+        ("grant_type", "refresh_token"),
+        ("refresh_token", tokens["refresh_token"].as_str().unwrap()),
+    ]);
+    assert_eq!(r.status(), 400, "the grant's refresh token ended with it");
+}
+
+#[test]
+fn token_requests_must_be_for_this_route_with_a_proper_pkce_verifier() {
+    let up = Upstream::start();
+    let (probe, _probe_runtime) = probe_server();
+    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
+    gw.wait_ready();
+    let a = Flow::register(&gw, "/a");
+    let (_, consent, cookie) = a.page();
+    let code = query_param(&location(&a.post_key(&consent, &cookie, GOOD_KEY)), "code").unwrap();
+    let redeem = |extra: &[(&str, &str)], verifier: &str| {
+        let mut form = vec![
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", verifier),
+        ];
+        form.extend_from_slice(extra);
+        let r = a.token(&form);
+        let status = r.status().as_u16();
+        (status, r.json::<Value>().unwrap())
+    };
+    let (status, body) = redeem(&[("resource", &gw.url("/b"))], VERIFIER);
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_target"))
+    );
+    // A one-character verifier whose S256 would never match anyway is refused by its shape.
+    let (status, body) = redeem(&[], "x");
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let (status, _) = redeem(&[("resource", &format!("{}/", gw.url("/a")))], VERIFIER);
+    assert_eq!(status, 200);
+
+    // A challenge that is not an S256 value is refused at authorize.
+    let mut url = url::Url::parse(&gw.url("/a/oauth/authorize")).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", &a.client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &"a".repeat(64))
+        .append_pair("code_challenge_method", "S256");
+    let back = location(&http().get(url.as_str()).send().unwrap());
+    assert_eq!(
+        query_param(&back, "error").as_deref(),
+        Some("invalid_request")
+    );
+
+    // A redirect URI with a line break cannot be registered.
+    let r = http()
+        .post(gw.url("/a/oauth/register"))
+        .json(&serde_json::json!({"redirect_uris": ["http://127.0.0.1:9/cb\r\nSet-Cookie: x=1"]}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let body: Value = r.json().unwrap();
+    assert_eq!(body["error"], "invalid_redirect_uri");
 }

@@ -148,6 +148,17 @@ impl KeySet {
                 Err(e) => skipped.push(format!("keys[{i}]: {e}")),
             }
         }
+        for (i, k) in set.keys.iter().enumerate() {
+            if let Some(kid) = &k.kid {
+                if set.keys[..i]
+                    .iter()
+                    .any(|other| other.kid.as_ref() == Some(kid))
+                {
+                    // Which one a token means would be a guess; the set is not used.
+                    return Err(format!("two signing keys have the kid `{kid}`"));
+                }
+            }
+        }
         if set.keys.is_empty() {
             return Err(match skipped.first() {
                 Some(first) => format!("no usable signing key ({first})"),
@@ -272,6 +283,18 @@ mod tests {
             "a lone key serves tokens without kid"
         );
         assert!(set.find(Some("hmac")).is_none());
+    }
+
+    #[test]
+    fn refuses_a_set_with_two_signing_keys_of_one_kid() {
+        let ed = r#"{"kty":"OKP","crv":"Ed25519","kid":"k","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#;
+        let doc = format!(r#"{{"keys":[{ed},{ed}]}}"#);
+        let err = KeySet::parse(doc.as_bytes()).unwrap_err();
+        assert!(err.contains("`k`"), "{err}");
+        // An encryption key may share its signing twin's kid: it is skipped, not used.
+        let enc = r#"{"kty":"RSA","use":"enc","n":"AQAB","e":"AQAB","kid":"k"}"#;
+        let doc = format!(r#"{{"keys":[{ed},{enc}]}}"#);
+        assert!(KeySet::parse(doc.as_bytes()).is_ok());
     }
 
     #[test]

@@ -19,6 +19,8 @@ pub const MAX_TOKEN_LEN: usize = 8 * 1024;
 pub struct Parsed<'a> {
     pub alg: Alg,
     pub kid: Option<String>,
+    /// The JOSE `typ` header, as sent.
+    typ: Option<String>,
     /// `header.payload`, the bytes the signature covers.
     signing_input: &'a str,
     payload: &'a str,
@@ -29,6 +31,7 @@ pub struct Parsed<'a> {
 struct Header {
     alg: String,
     kid: Option<String>,
+    typ: Option<String>,
     // Keys the token names or carries itself: never trusted, and a token that has them is
     // refused, as is one that demands extensions we do not implement (`crit`).
     jku: Option<IgnoredAny>,
@@ -68,6 +71,7 @@ pub fn parse(token: &str) -> Result<Parsed<'_>, Reject> {
     Ok(Parsed {
         alg,
         kid: h.kid,
+        typ: h.typ,
         signing_input: &token[..header.len() + 1 + payload.len()],
         payload,
         signature,
@@ -86,8 +90,42 @@ impl Parsed<'_> {
             return Err(Reject::BadSignature);
         }
         let payload = b64(self.payload)?;
-        serde_json::from_slice(&payload).map_err(|_| Reject::Malformed)
+        crate::json::object_with_unique_names(&payload).map_err(|_| Reject::Malformed)
     }
+
+    /// RFC 8725 §3.11 and RFC 9068 §4: the token must be an access token of a type the
+    /// provider issues (`accepted`, lower case, without `application/`; `jwt` also admits a
+    /// token without `typ`), and not an ID token: unless it is typed `at+jwt`, a token with
+    /// an ID token's hashes (`at_hash`, `c_hash`, `s_hash`) or Keycloak's `"typ": "ID"`
+    /// claim is refused, so that an ID token whose audience happens to be the route's (the
+    /// gateway's own client id, with some IdPs) cannot be used as an access token.
+    pub fn check_type(
+        &self,
+        claims: &serde_json::Map<String, serde_json::Value>,
+        accepted: &[String],
+    ) -> Result<(), Reject> {
+        let typ = self.typ.as_deref().unwrap_or("jwt");
+        if !accepted.iter().any(|a| is_media_type(typ, a)) {
+            return Err(Reject::WrongTokenType);
+        }
+        let id_token = ["at_hash", "c_hash", "s_hash"]
+            .iter()
+            .any(|c| claims.contains_key(*c))
+            || claims.get("typ").and_then(|t| t.as_str()) == Some("ID");
+        if id_token && !is_media_type(typ, "at+jwt") {
+            return Err(Reject::WrongTokenType);
+        }
+        Ok(())
+    }
+}
+
+/// RFC 7515 §4.1.9: `typ` is compared without case, and `application/` may be left out.
+fn is_media_type(typ: &str, name: &str) -> bool {
+    let short = match typ.get(..12) {
+        Some(prefix) if prefix.eq_ignore_ascii_case("application/") => &typ[12..],
+        _ => typ,
+    };
+    short.eq_ignore_ascii_case(name)
 }
 
 fn b64(part: &str) -> Result<Vec<u8>, Reject> {
@@ -107,6 +145,7 @@ pub fn check_claims(
     if p.claim("iss").and_then(|v| v.as_str()) != Some(issuer) {
         return Err(Reject::WrongIssuer);
     }
+    p.check_subject()?;
     // `exp` is always required: a token that never expires is a standing credential.
     let missing = |c: &str| p.claim(c).is_none();
     if missing("aud") || missing("exp") || required.iter().any(|c| missing(c)) {
@@ -167,6 +206,68 @@ mod tests {
         let t = token(r#"{"alg":"EdDSA","kid":"k1"}"#);
         let ok = parse(&t).unwrap();
         assert_eq!((ok.alg, ok.kid.as_deref()), (Alg::EdDSA, Some("k1")));
+    }
+
+    fn signed(
+        header: &str,
+        claims: &str,
+    ) -> (Parsed<'static>, serde_json::Map<String, serde_json::Value>) {
+        let token = Box::leak(token(header).into_boxed_str());
+        let claims = serde_json::from_str(claims).unwrap();
+        (parse(token).unwrap(), claims)
+    }
+
+    #[test]
+    fn access_tokens_of_an_accepted_type_pass_and_id_tokens_do_not() {
+        let default = ["at+jwt".to_string(), "jwt".to_string()];
+        let strict = ["at+jwt".to_string()];
+        let access = r#"{"sub":"a","scope":"x"}"#;
+        let id = r#"{"sub":"a","at_hash":"x","nonce":"n"}"#;
+        for (header, claims, accepted, ok) in [
+            (
+                r#"{"alg":"RS256","typ":"at+jwt"}"#,
+                access,
+                &default[..],
+                true,
+            ),
+            (
+                r#"{"alg":"RS256","typ":"application/AT+JWT"}"#,
+                access,
+                &strict[..],
+                true,
+            ),
+            (r#"{"alg":"RS256","typ":"JWT"}"#, access, &default[..], true),
+            (r#"{"alg":"RS256"}"#, access, &default[..], true),
+            (r#"{"alg":"RS256","typ":"JWT"}"#, access, &strict[..], false),
+            (r#"{"alg":"RS256"}"#, access, &strict[..], false),
+            (
+                r#"{"alg":"RS256","typ":"id_token+jwt"}"#,
+                access,
+                &default[..],
+                false,
+            ),
+            (r#"{"alg":"RS256","typ":"JWT"}"#, id, &default[..], false),
+            (
+                r#"{"alg":"RS256"}"#,
+                r#"{"sub":"a","typ":"ID"}"#,
+                &default[..],
+                false,
+            ),
+            (
+                r#"{"alg":"RS256"}"#,
+                r#"{"sub":"a","typ":"Bearer","nonce":"n"}"#,
+                &default[..],
+                true,
+            ),
+            (r#"{"alg":"RS256","typ":"at+jwt"}"#, id, &default[..], true),
+        ] {
+            let (parsed, claims) = signed(header, claims);
+            assert_eq!(
+                parsed.check_type(&claims, accepted).is_ok(),
+                ok,
+                "{header} {claims:?} {accepted:?}"
+            );
+        }
     }
 
     #[test]

@@ -42,6 +42,10 @@ pub enum Reject {
     NotYetValid,
     IssuedInFuture,
     MissingClaim,
+    /// A JWT of a type the provider does not issue as access tokens, or an ID token.
+    WrongTokenType,
+    /// A subject with control characters.
+    BadSubject,
     Inactive,
     /// A token the gateway sealed for another route.
     WrongRoute,
@@ -71,6 +75,8 @@ impl Reject {
             Reject::NotYetValid => "not_yet_valid",
             Reject::IssuedInFuture => "issued_in_future",
             Reject::MissingClaim => "missing_claim",
+            Reject::WrongTokenType => "wrong_token_type",
+            Reject::BadSubject => "bad_subject",
             Reject::Inactive => "inactive",
             Reject::WrongRoute => "wrong_route",
             Reject::Revoked => "revoked",

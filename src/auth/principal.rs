@@ -85,6 +85,15 @@ impl Principal {
         Some(value)
     }
 
+    /// A subject is sent upstream and written to audit lines: one with control characters
+    /// (a line break, a NUL) could split a header or forge a log line, so it is refused.
+    pub fn check_subject(&self) -> Result<(), super::Reject> {
+        if self.subject.chars().any(char::is_control) {
+            return Err(super::Reject::BadSubject);
+        }
+        Ok(())
+    }
+
     pub fn email(&self) -> Option<&str> {
         self.email.as_deref()
     }

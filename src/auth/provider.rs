@@ -44,6 +44,9 @@ struct Endpoints {
     token: Option<String>,
     authorization: Option<String>,
     revocation: Option<String>,
+    /// The IdP says it puts `iss` in authorization responses (RFC 9207): one without it
+    /// is then refused.
+    sends_iss: bool,
     /// The descriptive part of the IdP's metadata document, for the gateway's own.
     described: Arc<Map<String, Value>>,
 }
@@ -133,6 +136,7 @@ impl Provider {
             token: config.token_endpoint.clone(),
             authorization: config.authorization_endpoint.clone(),
             revocation: None,
+            sends_iss: false,
             described: Arc::default(),
         };
         Ok(Provider {
@@ -198,6 +202,7 @@ impl Provider {
                 parsed.verify(keys.find(kid).ok_or(Reject::UnknownKey)?)?
             }
         };
+        parsed.check_type(&claims, &self.config.token_types)?;
         let principal = Principal::from_claims(claims, self.config.trust_unverified_email);
         let c = &self.config;
         jwt::check_claims(
@@ -350,6 +355,7 @@ impl Provider {
                     .clone()
                     .or(meta.authorization_endpoint),
                 revocation: meta.revocation_endpoint,
+                sends_iss: meta.authorization_response_iss_parameter_supported,
                 described: Arc::new(meta.described),
             }));
         }
@@ -458,6 +464,7 @@ impl Provider {
             .inc();
         let active = claims.get("active").and_then(|v| v.as_bool()) == Some(true);
         let principal = Principal::from_claims(claims, self.config.trust_unverified_email);
+        principal.check_subject()?;
         let issuer_ok = principal
             .claim("iss")
             .is_none_or(|iss| iss.as_str() == Some(&self.config.issuer));
@@ -578,6 +585,11 @@ impl Provider {
         self.endpoints.load().described.clone()
     }
 
+    /// Whether the IdP's metadata promises `iss` in its authorization responses.
+    pub fn sends_iss(&self) -> bool {
+        self.endpoints.load().sends_iss
+    }
+
     pub fn authorization_endpoint(&self) -> Option<String> {
         self.endpoints.load().authorization.clone()
     }
@@ -623,6 +635,8 @@ struct Metadata {
     token_endpoint: Option<String>,
     authorization_endpoint: Option<String>,
     revocation_endpoint: Option<String>,
+    #[serde(default)]
+    authorization_response_iss_parameter_supported: bool,
     #[serde(skip)]
     described: Map<String, Value>,
 }

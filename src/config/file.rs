@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub server: ServerFile,
     #[serde(default)]
     pub connections: ConnectionsFile,
+    /// `replace` or `append`.
+    pub forwarded: Option<String>,
     #[serde(default)]
     pub client_metadata_documents: ClientDocumentsFile,
     /// The route whose discovery documents the root well-known paths serve.
@@ -293,9 +295,6 @@ pub struct IdentityFile {
 pub struct TokenExchangeFile {
     pub audience: Option<String>,
     pub resource: Option<String>,
-    pub scope_prefix: Option<String>,
-    #[serde(default)]
-    pub extra_scopes: Vec<String>,
     pub scope: Option<String>,
 }
 
@@ -328,6 +327,8 @@ pub struct ProviderFile {
     pub ca_file: Option<String>,
     pub leeway: Option<String>,
     pub required_claims: Option<Vec<String>>,
+    /// JOSE `typ` values accepted for access tokens.
+    pub token_types: Option<Vec<String>>,
     pub jwks_refresh: Option<String>,
     pub jwks_cooldown: Option<String>,
     pub token_cache: Option<usize>,

@@ -1,6 +1,7 @@
 //! Configuration: the YAML file model (`file`), `${ENV}` interpolation (`interpolate`), and the
 //! validated runtime model below, which is all the rest of the gateway ever sees.
 
+mod depth;
 mod duration;
 mod file;
 mod interpolate;
@@ -58,6 +59,8 @@ pub struct Config {
     pub access_log: bool,
     pub server: ServerSettings,
     pub connections: ConnectionLimits,
+    /// What the upstream is told of the client's address.
+    pub forwarded: ForwardedPolicy,
     /// Seals what the gateway hands out instead of keeping state.
     pub seal_keys: SealKeys,
     pub client_metadata_documents: ClientDocuments,
@@ -102,6 +105,15 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// A kept-alive connection without a new request for this long is closed.
     pub keepalive_timeout: Duration,
+}
+
+/// `X-Forwarded-For` and `Forwarded`: the client's own claims dropped and its address set
+/// (at the edge), or the chain a trusted proxy in front built kept and extended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ForwardedPolicy {
+    #[default]
+    Replace,
+    Append,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -406,6 +418,9 @@ pub struct ProviderConfig {
     pub leeway: Duration,
     /// Claims a JWT must carry besides `iss`, `aud` and `exp`.
     pub required_claims: Vec<String>,
+    /// JOSE `typ` values a JWT access token may have: lower case, without `application/`;
+    /// `jwt` also admits a token without `typ`.
+    pub token_types: Vec<String>,
     /// Key-set refresh period when the IdP sends no `max-age`.
     pub jwks_refresh: Duration,
     /// Least time between refreshes caused by an unknown `kid`.
@@ -486,6 +501,7 @@ impl Config {
         base_dir: &Path,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<Config, ConfigError> {
+        depth::check_flow_depth(text)?;
         let mut tree: serde_norway::Value = serde_norway::from_str(text).map_err(|e| {
             let at = e
                 .location()

@@ -12,8 +12,8 @@ use super::file::{
 };
 use super::validate_auth;
 use super::{
-    parse_duration, Auth, ClientDocuments, Config, ConfigError, ConnectionLimits, ProviderConfig,
-    Route, ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
+    parse_duration, Auth, ClientDocuments, Config, ConfigError, ConnectionLimits, ForwardedPolicy,
+    ProviderConfig, Route, ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
 };
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -57,6 +57,16 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .transpose()?;
     let server = server_settings(file.server)?;
     let connections = connection_limits(file.connections)?;
+    let forwarded = match file.forwarded.as_deref() {
+        None | Some("replace") => ForwardedPolicy::Replace,
+        Some("append") => ForwardedPolicy::Append,
+        Some(other) => {
+            return Err(ConfigError::new(
+                "forwarded",
+                format!("`{other}` is not `replace` (at the edge) or `append` (behind a proxy)"),
+            ))
+        }
+    };
     let seal_keys = validate_auth::seal_keys(file.seal_key, file.seal_keys_previous)?;
     let mut providers = validate_auth::providers(file.providers, base)?;
     let oauth_services = validate_auth::services(file.oauth_services, base)?;
@@ -135,6 +145,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         access_log: file.access_log.unwrap_or(true),
         server,
         connections,
+        forwarded,
         seal_keys,
         providers,
         oauth_services,

@@ -114,6 +114,7 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
             .transpose()?,
         leeway: bounded(p.leeway.as_deref(), 60, (0, 300), &key("leeway"))?,
         required_claims: p.required_claims.unwrap_or_default(),
+        token_types: token_types(p.token_types, &key("token_types"))?,
         jwks_refresh: bounded(
             p.jwks_refresh.as_deref(),
             600,
@@ -137,6 +138,34 @@ fn provider(p: ProviderFile, at: &str, base: &Path) -> Result<ProviderConfig, Co
         brokers: false,
         trust_unverified_email: p.trust_unverified_email.unwrap_or(false),
     })
+}
+
+/// `token_types`: RFC 9068's `at+jwt` and the plain `JWT` most IdPs still send, unless the
+/// provider says otherwise. Written as media types (`application/at+jwt`) or short.
+fn token_types(list: Option<Vec<String>>, at: &str) -> Result<Vec<String>, ConfigError> {
+    let Some(list) = list else {
+        return Ok(vec!["at+jwt".into(), "jwt".into()]);
+    };
+    if list.is_empty() {
+        return Err(ConfigError::new(
+            at,
+            "needs at least one type (at+jwt, jwt)",
+        ));
+    }
+    list.iter()
+        .enumerate()
+        .map(|(i, t)| {
+            let t = t.to_ascii_lowercase();
+            let short = t.strip_prefix("application/").unwrap_or(&t);
+            if short.is_empty() || short.contains(['/', ' ']) {
+                return Err(ConfigError::new(
+                    format!("{at}[{i}]"),
+                    format!("`{t}` is not a media type like at+jwt"),
+                ));
+            }
+            Ok(short.to_string())
+        })
+        .collect()
 }
 
 /// `seal_key` and `seal_keys_previous`: base64 (standard or URL-safe) of 32 bytes each.
@@ -786,6 +815,9 @@ mod tests {
             ("    auth: { provider: idp }\n    upstream_auth: { headers: { \"bad name\": x } }\n", "routes[0].upstream_auth.headers.bad name: not a valid header name"),
             ("    auth: { provider: idp }\n    upstream_auth: { forward_token: true, token_exchange: {} }\n", "routes[0].upstream_auth.token_exchange: cannot be combined with forward_token"),
             ("    auth: none\n    cors: { origins: [\"https://a.test/path\"] }\n", "routes[0].cors.origins[0]: `https://a.test/path` is not an origin"),
+            // Keys that would do nothing are refused like any unknown key.
+            ("    auth: { provider: idp }\n    upstream_auth: { token_exchange: { scope_prefix: x } }\n", "routes[0].upstream_auth.token_exchange.scope_prefix: unknown field `scope_prefix`"),
+            ("    auth: { provider: idp }\n    upstream_auth: { token_exchange: { extra_scopes: [x] } }\n", "routes[0].upstream_auth.token_exchange.extra_scopes: unknown field `extra_scopes`"),
         ];
         for (tail, want) in cases {
             let err = load(tail).unwrap_err();

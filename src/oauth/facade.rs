@@ -270,8 +270,9 @@ impl Facade {
     }
 }
 
-/// Per-process state of all facades: codes already redeemed.
-pub struct UsedCodes(SlotCache<()>);
+/// Per-process state of all facades: codes (and sign-in states) already redeemed, with the
+/// grant a code's redemption started on an issued route, so that a replay can end it.
+pub struct UsedCodes(SlotCache<Option<String>>);
 
 impl Default for UsedCodes {
     fn default() -> Self {
@@ -488,7 +489,7 @@ impl Broker<'_> {
         }
         let challenge = params
             .get("code_challenge")
-            .filter(|c| (43..=128).contains(&c.len()));
+            .filter(|c| is_s256_challenge(c));
         let Some(challenge) =
             challenge.filter(|_| params.get("code_challenge_method") == Some("S256"))
         else {
@@ -792,17 +793,21 @@ impl Broker<'_> {
                 )
                 .await;
         }
-        self.used_codes.0.insert(used, state.exp, now, ());
+        self.used_codes.0.insert(used, state.exp, now, None);
         let q = &state.q;
         let back = |pairs: &[(&str, &str)]| {
             self.client_redirect(&q.redirect_uri, pairs, q.state.as_deref())
         };
-        // RFC 9207: a response from another issuer is a mix-up attack.
-        let issuer = match self.behind {
-            Behind::Idp { provider, .. } => Some(provider.config.issuer.as_str()),
-            Behind::Issued { .. } => None,
+        // RFC 9207: a response from another issuer is a mix-up attack, and so is one
+        // without `iss` from an IdP that says it always sends it.
+        let mixed_up = match self.behind {
+            Behind::Idp { provider, .. } => match params.get("iss") {
+                Some(iss) => iss != provider.config.issuer,
+                None => provider.sends_iss(),
+            },
+            Behind::Issued { .. } => false,
         };
-        if issuer.is_some_and(|ours| params.get("iss").is_some_and(|iss| iss != ours)) {
+        if mixed_up {
             warn!("route {}: callback from another issuer", self.facade.route);
             return respond::redirect(
                 session,
@@ -979,6 +984,14 @@ impl Broker<'_> {
             return Ok(true);
         };
         let client_id = client_id.as_str();
+        // RFC 8707: tokens from here are for this route only.
+        if form
+            .get("resource")
+            .is_some_and(|r| r.trim_end_matches('/') != self.facade.issuer)
+        {
+            let why = "the resource is not this server";
+            return json_error(session, 400, "invalid_target", why).await;
+        }
         match form.get("grant_type") {
             Some("authorization_code") => self.redeem(session, &form, client_id).await,
             Some("refresh_token") => self.refresh(session, &form, client_id).await,
@@ -1006,19 +1019,51 @@ impl Broker<'_> {
         let verifier = form.get("code_verifier").unwrap_or_default();
         let bound = q.client_id == client_id
             && form.get("redirect_uri") == Some(q.redirect_uri.as_str())
+            && is_pkce_verifier(verifier)
             && constant_time_eq(s256(verifier).as_bytes(), q.code_challenge.as_bytes());
         if !bound {
             return json_error(session, 400, "invalid_grant", invalid).await;
         }
         let key = digest(sealed.as_bytes());
-        if self.used_codes.0.get(&key, now).is_some() {
+        if let Some(first) = self.used_codes.0.get(&key, now) {
             warn!("route {}: a code was presented twice", self.facade.route);
+            self.end_replayed_grant(first.value.as_deref(), now);
             return json_error(session, 400, "invalid_grant", invalid).await;
         }
-        self.used_codes.0.insert(key, code.exp, now, ());
         match self.behind {
-            Behind::Idp { .. } => self.tokens(session, code.tokens, client_id).await,
-            Behind::Issued { auth, .. } => self.issue(session, auth, &code.tokens, client_id).await,
+            Behind::Idp { .. } => {
+                self.used_codes.0.insert(key, code.exp, now, None);
+                self.tokens(session, code.tokens, client_id).await
+            }
+            Behind::Issued { auth, .. } => {
+                let grant = random_token()[..22].to_string();
+                self.used_codes
+                    .0
+                    .insert(key, code.exp, now, Some(grant.clone()));
+                self.issue(session, auth, &code.tokens, client_id, &grant)
+                    .await
+            }
+        }
+    }
+
+    /// RFC 6749 §4.1.2: a code used twice revokes what its first use issued (on issued
+    /// routes, where the gateway knows the grant; an IdP's tokens are the IdP's to revoke).
+    fn end_replayed_grant(&self, grant: Option<&str>, now: u64) {
+        let (
+            Some(grant),
+            Behind::Issued {
+                auth, revocations, ..
+            },
+        ) = (grant, &self.behind)
+        else {
+            return;
+        };
+        let until = now + auth.access_ttl.max(auth.refresh_ttl).as_secs();
+        if !revocations.revoke(&self.facade.route, grant, until, now) {
+            warn!(
+                "route {}: the revocation list is full; a replayed code's grant stays",
+                self.facade.route
+            );
         }
     }
 
@@ -1276,6 +1321,11 @@ impl Params {
 
 /// https anywhere, or http on loopback (native apps, RFC 8252); no fragment.
 pub(super) fn acceptable_redirect(uri: &str) -> bool {
+    // URL parsing drops tabs and line breaks, but the URI is later sent as it was
+    // registered, in a `Location` header that cannot carry them.
+    if uri.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return false;
+    }
     let Ok(url) = url::Url::parse(uri) else {
         return false;
     };
@@ -1299,6 +1349,22 @@ pub(super) fn random_token() -> String {
         .fill(&mut bytes)
         .expect("the system's random source works");
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// RFC 7636 §4.1: 43 to 128 unreserved characters.
+fn is_pkce_verifier(verifier: &str) -> bool {
+    (43..=128).contains(&verifier.len())
+        && verifier
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// RFC 7636 §4.2: an S256 challenge is the base64url of a SHA-256 digest, 43 characters.
+fn is_s256_challenge(challenge: &str) -> bool {
+    challenge.len() == 43
+        && challenge
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
 }
 
 /// The PKCE S256 challenge of `verifier`.
@@ -1399,6 +1465,26 @@ mod tests {
         assert!(!acceptable_redirect("https://a.example/cb#frag"));
         assert!(!acceptable_redirect("javascript:alert(1)"));
         assert!(!acceptable_redirect("not a url"));
+        assert!(!acceptable_redirect(
+            "https://a.example/cb\r\nSet-Cookie: x=1"
+        ));
+        assert!(!acceptable_redirect("https://a.example/c b"));
+        assert!(!acceptable_redirect("https://a.example/cb\t"));
+    }
+
+    #[test]
+    fn pkce_values_have_their_rfc_shapes() {
+        let verifier = "dBjftJeZ4CKP-1qQI6u9FaMb9tBNgyIgSvAmxDeM7HOKDmCRmqj6OqrLLmC9E";
+        assert!(is_pkce_verifier(verifier));
+        assert!(is_pkce_verifier(&"a~._-".repeat(10)[..43]));
+        assert!(!is_pkce_verifier("x"));
+        assert!(!is_pkce_verifier(&"a".repeat(42)));
+        assert!(!is_pkce_verifier(&"a".repeat(129)));
+        assert!(!is_pkce_verifier(&format!("{}+/", "a".repeat(43))));
+        assert!(is_s256_challenge(&s256(verifier)));
+        assert!(!is_s256_challenge(&"a".repeat(44)));
+        assert!(!is_s256_challenge(&format!("{}=", "a".repeat(42))));
+        assert!(!is_s256_challenge(&format!("{}.", "a".repeat(42))));
     }
 
     #[test]

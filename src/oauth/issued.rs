@@ -13,7 +13,7 @@ use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::facade::{cors_open, json_error, random_token, Broker, Refresh};
+use super::facade::{cors_open, json_error, Broker, Refresh};
 use super::seal::{Purpose, Sealer};
 use super::service::Service;
 use crate::auth::cache::{digest, SlotCache};
@@ -38,6 +38,10 @@ pub struct Access {
     /// The upstream's credential.
     pub k: String,
     pub exp: u64,
+    /// The client it was issued to: only that client may revoke or introspect it (RFC 7009
+    /// §2.1). Empty in tokens sealed before clients were bound, which no client may.
+    #[serde(default)]
+    pub c: String,
 }
 
 /// Grants revoked on this process, each remembered until every token of it has expired.
@@ -169,6 +173,7 @@ impl Broker<'_> {
         auth: &IssuedAuth,
         got: &Map<String, Value>,
         client_id: &str,
+        grant: &str,
     ) -> Result<bool> {
         let text = |k: &str| got.get(k).and_then(Value::as_str).unwrap_or_default();
         let body = match &auth.strategy {
@@ -178,12 +183,11 @@ impl Broker<'_> {
             }
             Strategy::Passthrough(_) => {
                 let key = text("key");
-                self.mint(auth, client_id, &random_token()[..22], key, None, key)
+                self.mint(auth, client_id, grant, key, None, key)
             }
             Strategy::Chained { .. } => {
                 let refresh = got.get("refresh_token").and_then(Value::as_str);
                 let lifetime = service_lifetime(got);
-                let grant = &random_token()[..22];
                 self.mint(
                     auth,
                     client_id,
@@ -279,6 +283,7 @@ impl Broker<'_> {
             g: grant.to_string(),
             k: credential.to_string(),
             exp: now + lifetime,
+            c: client_id.to_string(),
         };
         let refresh = (!renewal.is_empty()).then(|| {
             self.sealer.seal(
@@ -307,6 +312,9 @@ impl Broker<'_> {
 
     /// RFC 7009 and RFC 7662 for the gateway's own tokens. Revoking either token of a grant
     /// revokes the grant, on this process, until its last token would have expired anyway.
+    /// A client may only revoke or introspect tokens issued to it: another client's token is
+    /// unknown to it (revocation answers 200 and changes nothing, introspection says
+    /// inactive), so a client cannot end or probe someone else's grant.
     pub(super) async fn revoke_or_introspect_issued(
         &self,
         session: &mut Session,
@@ -323,7 +331,7 @@ impl Broker<'_> {
         let access = self
             .sealer
             .open::<Access>(Purpose::Access, token)
-            .filter(|a| a.r == route)
+            .filter(|a| a.r == route && a.c == client_id)
             .map(|a| (a.g, a.exp));
         let found = access.or_else(|| {
             let r: Refresh = self.sealer.open(Purpose::Refresh, token)?;

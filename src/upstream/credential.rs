@@ -48,13 +48,72 @@ impl UpstreamCredential {
     }
 }
 
-/// Rewrites the upstream request's credentials for `route`.
+/// The header names that carry an identity to some upstream: every `X-Auth-*` and every
+/// name any route's `upstream_auth.identity` uses. Nobody may send them through any route,
+/// open ones included: an upstream behind an open route may trust them too.
+#[derive(Debug, Default)]
+pub struct IdentityNames {
+    configured: Vec<HeaderName>,
+}
+
+impl IdentityNames {
+    pub fn new(routes: &[Route]) -> IdentityNames {
+        let mut configured: Vec<HeaderName> = Vec::new();
+        for names in routes
+            .iter()
+            .filter_map(|r| r.upstream_auth.identity.as_ref())
+        {
+            for name in [&names.subject, &names.email, &names.roles] {
+                if !configured.contains(name) && !is_x_auth(name) {
+                    configured.push(name.clone());
+                }
+            }
+        }
+        IdentityNames { configured }
+    }
+
+    fn contains(&self, name: &HeaderName) -> bool {
+        is_x_auth(name)
+            || self
+                .configured
+                .iter()
+                .any(|n| same_after_underscores(name, n))
+    }
+
+    /// Drops every identity header the client sent; allocates only when there is one.
+    pub fn strip(&self, req: &mut RequestHeader) {
+        let spoofed: Vec<HeaderName> = req
+            .headers
+            .keys()
+            .filter(|k| self.contains(k))
+            .cloned()
+            .collect();
+        for name in spoofed {
+            req.remove_header(&name);
+        }
+    }
+}
+
+/// `X-Auth-…`, also spelled with underscores.
+fn is_x_auth(name: &HeaderName) -> bool {
+    let name = name.as_str().as_bytes();
+    name.len() > 7
+        && matches!(
+            &name[..7],
+            b"x-auth-" | b"x_auth_" | b"x-auth_" | b"x_auth-"
+        )
+}
+
+/// Rewrites the upstream request's credentials for `route`, after dropping any identity
+/// header the client sent.
 pub fn apply(
     req: &mut RequestHeader,
     route: &Route,
+    identity_names: &IdentityNames,
     principal: Option<&Principal>,
     credential: Option<&UpstreamCredential>,
 ) -> Result<()> {
+    identity_names.strip(req);
     let ua = &route.upstream_auth;
     if !matches!(route.auth, Auth::None) {
         // MCP forbids passing the client's token on: the upstream is not its audience.
@@ -65,18 +124,6 @@ pub fn apply(
         req.remove_header(&COOKIE);
     }
     if let Some(names) = &ua.identity {
-        // Whatever the client claimed under these names is dropped first, including the
-        // `X_Auth_Subject` spellings that CGI-style stacks read as the same header.
-        let identity = [&names.subject, &names.email, &names.roles];
-        let spoofed: Vec<HeaderName> = req
-            .headers
-            .keys()
-            .filter(|k| identity.iter().any(|n| same_after_underscores(k, n)))
-            .cloned()
-            .collect();
-        for name in spoofed {
-            req.remove_header(&name);
-        }
         if let Some(p) = principal {
             let roles = match &route.auth {
                 Auth::Bearer(b) if b.roles.is_configured() => {

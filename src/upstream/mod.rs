@@ -2,5 +2,6 @@
 //! credentials the upstream receives.
 
 pub mod credential;
+pub mod forwarded;
 pub mod peer;
 pub mod spawn;

@@ -202,6 +202,9 @@ struct State {
     /// `None`: `DEFAULT_SUBJECT`.
     login_subject: Option<String>,
     authorize_error: Option<String>,
+    /// `/authorize` leaves `iss` out of its redirect (its metadata still promises it).
+    omit_iss: bool,
+    duplicate_keys: bool,
     authorize_requests: usize,
     last_authorize_params: Vec<(String, String)>,
     codes: HashMap<String, PendingCode>,
@@ -224,7 +227,11 @@ impl State {
     }
 
     fn sign_with_header(&mut self, alg: Alg, header: &Value, claims: &Value) -> String {
-        let input = format!("{}.{}", b64json(header), b64json(claims));
+        self.sign_text(alg, header, &claims.to_string())
+    }
+
+    fn sign_text(&mut self, alg: Alg, header: &Value, payload: &str) -> String {
+        let input = format!("{}.{}", b64json(header), URL_SAFE_NO_PAD.encode(payload));
         let sig = self.key(alg).sign(input.as_bytes());
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
     }
@@ -297,6 +304,19 @@ impl Idp {
     /// signed with the current key of `alg`.
     pub fn sign_with_header(&self, alg: Alg, header: &Value, claims: &Value) -> String {
         self.state().sign_with_header(alg, header, claims)
+    }
+
+    /// A payload given as text (for what a JSON value cannot hold: a name twice), signed with
+    /// the current key of `alg` under the usual header.
+    pub fn sign_payload_text(&self, alg: Alg, payload: &str) -> String {
+        let mut s = self.state();
+        let header = json!({"alg": name(alg), "typ": "JWT", "kid": s.key(alg).kid});
+        s.sign_text(alg, &header, payload)
+    }
+
+    /// Whether the JWKS lists every key twice (one `kid`, two entries).
+    pub fn set_duplicate_keys(&self, duplicate: bool) {
+        self.state().duplicate_keys = duplicate;
     }
 
     /// HS256 with `secret` (the "HMAC keyed with the public key" attack).
@@ -395,6 +415,11 @@ impl Idp {
     /// a code; `None`: it approves again.
     pub fn set_authorize_error(&self, error: Option<String>) {
         self.state().authorize_error = error;
+    }
+
+    /// Whether `/authorize` leaves `iss` out of its redirects (RFC 9207 broken).
+    pub fn set_omit_iss(&self, omit: bool) {
+        self.state().omit_iss = omit;
     }
 
     /// `GET /authorize` calls answered while up (valid or not).
@@ -569,7 +594,12 @@ async fn handle(
         }
         Endpoint::Jwks => {
             s.jwks_fetches += 1;
-            let keys: Vec<Value> = s.keys.values().map(SigningKey::jwk).collect();
+            let copies = if s.duplicate_keys { 2 } else { 1 };
+            let keys: Vec<Value> = s
+                .keys
+                .values()
+                .flat_map(|k| std::iter::repeat_n(k.jwk(), copies))
+                .collect();
             reply_cached(200, json!({ "keys": keys }), s.max_age)
         }
         Endpoint::Introspect | Endpoint::Token => {
@@ -677,7 +707,9 @@ fn authorize(s: &mut State, params: Vec<(String, String)>, issuer: &str) -> Resp
         if let Some(state) = param("state") {
             query.append_pair("state", state);
         }
-        query.append_pair("iss", issuer);
+        if !s.omit_iss {
+            query.append_pair("iss", issuer);
+        }
     }
     Response::builder()
         .status(302)
