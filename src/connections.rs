@@ -111,6 +111,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for ConnectionGuard<A> {
 /// Open connections, in all and per address.
 struct Table {
     open: AtomicUsize,
+    /// The cap in force at the last accept (it follows reloads): pressure is judged by it.
+    max: AtomicUsize,
     /// Admitted connections whose first request head has not been read yet.
     fresh: AtomicUsize,
     default_max: usize,
@@ -122,6 +124,7 @@ impl Table {
     fn new(default_max: usize) -> Table {
         Table {
             open: AtomicUsize::new(0),
+            max: AtomicUsize::new(default_max),
             fresh: AtomicUsize::new(0),
             default_max,
             hasher: RandomState::new(),
@@ -134,6 +137,12 @@ impl Table {
         &self.by_address[i]
     }
 
+    /// Three quarters of the cap are open: connections that wait for a head are cut short.
+    fn under_pressure(&self) -> bool {
+        let max = self.max.load(Ordering::Relaxed);
+        self.open.load(Ordering::Relaxed) >= max - max / 4
+    }
+
     /// Counts a new connection in, or names the cap it would exceed.
     fn admit(
         self: &Arc<Self>,
@@ -141,6 +150,7 @@ impl Table {
         limits: &ConnectionLimits,
     ) -> Result<Slot, &'static str> {
         let max = limits.max.unwrap_or(self.default_max);
+        self.max.store(max, Ordering::Relaxed);
         if self.open.fetch_add(1, Ordering::AcqRel) >= max {
             self.open.fetch_sub(1, Ordering::AcqRel);
             return Err("max");
@@ -210,14 +220,23 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// How long a connection may wait for a request head while three quarters of
+/// `connections.max` are open: idle and trickling connections then make room for clients that
+/// send their requests at once (a flood spread over many addresses would otherwise hold the
+/// cap until each of its heads times out).
+const PRESSURE_WAIT: Duration = Duration::from_secs(1);
+
 /// Where a connection is between requests.
 #[derive(Debug, Clone, Copy)]
 enum Phase {
-    /// No byte of the next request yet; closed at the deadline. `kept_alive`: a request has
-    /// been answered on this connection before.
-    Waiting { deadline: Instant, kept_alive: bool },
-    /// A head has begun and must be whole by the deadline.
-    Head { deadline: Instant },
+    /// Waiting for a head since `since`, closed at `deadline`. `started`: some of it has
+    /// arrived; `kept_alive`: a request has been answered on this connection before.
+    Waiting {
+        since: Instant,
+        deadline: Instant,
+        started: bool,
+        kept_alive: bool,
+    },
     /// A request is being served (its body, its response, a stream): no deadline here.
     Busy,
     /// Timed out: every read is the end of the stream.
@@ -248,10 +267,13 @@ pub struct GuardedStream {
 impl GuardedStream {
     fn new(inner: Stream, slot: Slot, limits: &ConnectionLimits) -> GuardedStream {
         let multiplexed = matches!(inner.selected_alpn_proto(), Some(ALPN::H2));
+        let now = Instant::now();
         GuardedStream {
             inner,
             phase: Phase::Waiting {
-                deadline: Instant::now() + limits.header_timeout,
+                since: now,
+                deadline: now + limits.header_timeout,
+                started: false,
                 kept_alive: false,
             },
             signal: AtomicU8::new(SIGNAL_NONE),
@@ -270,8 +292,11 @@ impl GuardedStream {
                 self.phase = Phase::Busy;
             }
             SIGNAL_RESPONSE_DONE => {
+                let now = Instant::now();
                 self.phase = Phase::Waiting {
-                    deadline: Instant::now() + self.keepalive_timeout,
+                    since: now,
+                    deadline: now + self.keepalive_timeout,
+                    started: false,
                     kept_alive: true,
                 };
             }
@@ -279,60 +304,84 @@ impl GuardedStream {
         }
     }
 
-    /// Bytes arrived: a waiting connection's head has begun.
+    /// Bytes arrived: a waiting connection's head has begun. On a kept-alive connection it
+    /// has a header timeout from now; a new connection's head was due from the accept.
     fn received(&mut self) {
         if let Phase::Waiting {
+            since,
             deadline,
+            started: false,
             kept_alive,
         } = self.phase
         {
-            self.phase = if self.multiplexed {
+            if self.multiplexed {
                 self.slot.first_head_read();
-                Phase::Busy
-            } else if kept_alive {
-                Phase::Head {
-                    deadline: Instant::now() + self.header_timeout,
-                }
+                self.phase = Phase::Busy;
+                return;
+            }
+            let (since, deadline) = if kept_alive {
+                let now = Instant::now();
+                (now, now + self.header_timeout)
             } else {
-                // A new connection's head is due a header timeout after the accept.
-                Phase::Head { deadline }
+                (since, deadline)
+            };
+            self.phase = Phase::Waiting {
+                since,
+                deadline,
+                started: true,
+                kept_alive,
             };
         }
     }
 
-    fn deadline(&self) -> Option<Instant> {
-        match self.phase {
-            Phase::Waiting { deadline, .. } | Phase::Head { deadline } => Some(deadline),
-            Phase::Busy | Phase::Closed => None,
+    /// Arms the timer for the next point to look at the clock: the pressure check a second
+    /// into the wait, then the deadline. `Ready` with the reason when the connection must
+    /// close.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<&'static str> {
+        let Phase::Waiting {
+            since,
+            deadline,
+            started,
+            kept_alive,
+        } = self.phase
+        else {
+            return Poll::Pending;
+        };
+        loop {
+            let now = Instant::now();
+            let checkpoint = since + PRESSURE_WAIT;
+            let wake = if now < checkpoint && checkpoint < deadline {
+                checkpoint
+            } else {
+                deadline
+            };
+            if now >= deadline {
+                return Poll::Ready(match (started, kept_alive) {
+                    (false, true) => "keepalive",
+                    _ => "header",
+                });
+            }
+            if now >= checkpoint && self.slot.table.under_pressure() {
+                return Poll::Ready("pressure");
+            }
+            let timer = match &mut self.timer {
+                Some(timer) => {
+                    if timer.deadline() != wake {
+                        timer.as_mut().reset(wake);
+                    }
+                    timer
+                }
+                None => self.timer.insert(Box::pin(sleep_until(wake))),
+            };
+            if timer.as_mut().poll(cx).is_pending() {
+                return Poll::Pending;
+            }
         }
     }
 
-    /// Arms the timer for the current deadline; `Ready` when it has passed.
-    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<()> {
-        let Some(deadline) = self.deadline() else {
-            return Poll::Pending;
-        };
-        let timer = match &mut self.timer {
-            Some(timer) => {
-                if timer.deadline() != deadline {
-                    timer.as_mut().reset(deadline);
-                }
-                timer
-            }
-            None => self.timer.insert(Box::pin(sleep_until(deadline))),
-        };
-        timer.as_mut().poll(cx)
-    }
-
-    fn expire(&mut self) {
-        let which = match self.phase {
-            Phase::Waiting {
-                kept_alive: true, ..
-            } => "keepalive",
-            _ => "header",
-        };
+    fn expire(&mut self, why: &'static str) {
         metrics::CONNECTIONS_TIMED_OUT
-            .with_label_values(&[which])
+            .with_label_values(&[why])
             .inc();
         self.phase = Phase::Closed;
         self.timer = None;
@@ -381,8 +430,8 @@ impl AsyncRead for GuardedStream {
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => match this.poll_deadline(cx) {
                 // Late: end of file, which Pingora takes as the client having gone away.
-                Poll::Ready(()) => {
-                    this.expire();
+                Poll::Ready(why) => {
+                    this.expire(why);
                     Poll::Ready(Ok(()))
                 }
                 Poll::Pending => Poll::Pending,
@@ -516,6 +565,18 @@ mod tests {
         drop(a1);
         let _a3 = table.admit(Some(a), &l).unwrap();
         assert_eq!(table.open.load(Ordering::Relaxed), 3);
+    }
+
+    #[test]
+    fn pressure_is_three_quarters_of_the_cap() {
+        let table = Arc::new(Table::new(10));
+        let l = limits(8, 0);
+        let slots: Vec<Slot> = (0..5).map(|_| table.admit(None, &l).unwrap()).collect();
+        assert!(!table.under_pressure());
+        let more = table.admit(None, &l).unwrap();
+        assert!(table.under_pressure());
+        drop((slots, more));
+        assert!(!table.under_pressure());
     }
 
     #[test]

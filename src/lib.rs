@@ -7,6 +7,7 @@ pub mod config;
 pub mod connections;
 pub mod control;
 pub mod cors;
+pub mod fuzzing;
 pub mod gateway;
 pub mod json;
 pub mod logging;

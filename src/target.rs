@@ -209,11 +209,13 @@ fn normal_host(value: &str) -> Result<Cow<'_, str>, Refusal> {
         }
     }
     let name = name.strip_suffix('.').unwrap_or(name);
+    // Labels are not empty: `a..b.`, `.a` are no names (and `a..` is not `a.` is not `a`).
     let valid = !name.is_empty()
         && (name.starts_with('[')
-            || name
+            || (name
                 .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_')));
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+                && !name.split('.').any(str::is_empty)));
     if !valid {
         return Err(BAD);
     }
@@ -325,6 +327,9 @@ mod tests {
             "é.example",
             "a.example:http",
             "a.example:99999",
+            "secure..:60",
+            ".secure.example",
+            "a..b",
             "[nothex]",
             "a/b",
         ] {

@@ -98,15 +98,20 @@ impl Setup {
         (consent, cookie)
     }
 
+    /// The consent page's form posted with "Allow".
+    fn approve(&self, consent: &str, cookie: &str) -> Response {
+        http()
+            .post(self.gw.url("/mcp/oauth/authorize"))
+            .header("Cookie", cookie)
+            .form(&[("consent", consent), ("decision", "approve")])
+            .send()
+            .unwrap()
+    }
+
     /// Consent, the IdP and the callback: the code the client receives.
     fn code(&self, client_id: &str) -> String {
         let (consent, cookie) = self.consent(client_id);
-        let r = http()
-            .post(self.gw.url("/mcp/oauth/authorize"))
-            .header("Cookie", cookie)
-            .form(&[("consent", consent.as_str()), ("decision", "approve")])
-            .send()
-            .unwrap();
+        let r = self.approve(&consent, &cookie);
         assert_eq!(r.status(), 302);
         let browser = state_cookie(&r);
         let to_idp = location(&r);
@@ -425,12 +430,7 @@ fn consent_is_remembered_per_client_and_skipped_for_trusted_redirects() {
         .unwrap()
         .to_string();
     let (consent, cookie) = s.consent(&client_id);
-    let r = http()
-        .post(s.gw.url("/mcp/oauth/authorize"))
-        .header("Cookie", cookie)
-        .form(&[("consent", consent.as_str()), ("decision", "approve")])
-        .send()
-        .unwrap();
+    let r = s.approve(&consent, &cookie);
     assert_eq!(r.status(), 302);
     let remembered = r.headers()["set-cookie"].to_str().unwrap().to_string();
     assert!(remembered.starts_with("mcpgate-approved=") && remembered.contains("HttpOnly"));
@@ -650,12 +650,7 @@ fn a_callback_without_iss_from_an_idp_that_promises_it_is_a_mix_up() {
         .to_string();
     s.idp.set_omit_iss(true);
     let (consent, cookie) = s.consent(&client_id);
-    let r = http()
-        .post(s.gw.url("/mcp/oauth/authorize"))
-        .header("Cookie", cookie)
-        .form(&[("consent", consent.as_str()), ("decision", "approve")])
-        .send()
-        .unwrap();
+    let r = s.approve(&consent, &cookie);
     let browser = state_cookie(&r);
     let callback = location(&http().get(location(&r)).send().unwrap());
     assert!(query_param(&callback, "iss").is_none(), "{callback}");

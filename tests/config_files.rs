@@ -48,6 +48,11 @@ fn a_bad_file_fails_the_check_with_its_key_path() {
             "listen: 127.0.0.1:8080\ntls: { cert: cert.pem, key: cert.pem }\nroutes:\n  - prefix: /a\n    upstream: http://127.0.0.1:1\n    auth: none\n",
             "tls.cert: ",
         ),
+        // A key that would be accepted and then do nothing is refused like a typo.
+        (
+            "listen: 127.0.0.1:8080\nproviders:\n  p: { issuer: \"https://i.test\", client_id: c }\nroutes:\n  - prefix: /a\n    upstream: http://127.0.0.1:1\n    auth: { provider: p }\n    upstream_auth: { token_exchange: { scope_prefix: api:// } }\n",
+            "routes[0].upstream_auth.token_exchange.scope_prefix: unknown field",
+        ),
     ];
     // A file nested far too deep is refused before the YAML parser runs (its time grows
     // with the square of the depth: 200 KB took the parser 49 s).

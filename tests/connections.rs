@@ -181,3 +181,29 @@ fn connections_are_capped_per_address_and_in_all() {
     assert!(closed, "a seventh connection was kept");
     assert!(gw.metric("mcpgate_connections_refused_total{cap=\"max\"}") >= 1.0);
 }
+
+#[test]
+fn near_the_cap_waiting_connections_make_room_for_prompt_ones() {
+    let up = Upstream::start();
+    let gw = Gateway::start_with(
+        "connections: { max: 8, per_address: 0, header_timeout: 30s }",
+        &route("/mcp", &up.url(), ""),
+    );
+    // Six of eight open is three quarters: connections that have waited a second for their
+    // heads are closed, however long their header timeout, until fewer are open.
+    let mut idle: Vec<TcpStream> = (0..6).map(|_| connect(&gw)).collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    let closed = idle
+        .iter_mut()
+        .map(|s| read_until_closed(s, Duration::from_millis(300)).1)
+        .filter(|&closed| closed)
+        .count();
+    assert!(closed >= 1, "no idle connection closed under pressure");
+    assert_eq!(
+        gw.metric("mcpgate_connections_timed_out_total{timeout=\"pressure\"}"),
+        closed as f64
+    );
+    // Below the mark, the rest wait for their own header timeout.
+    assert!(closed < 6, "connections closed without pressure");
+    assert!(get(&mut connect(&gw), "/mcp/x").starts_with("HTTP/1.1 200"));
+}

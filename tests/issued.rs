@@ -108,28 +108,40 @@ impl<'a> Flow<'a> {
             .unwrap()
     }
 
-    /// The tokens for `code`.
-    fn redeem(&self, code: &str) -> Value {
-        let r = self.token(&[
+    /// The token endpoint's answer to redeeming `code` with `verifier` and `extra` fields.
+    fn redeem_with(&self, code: &str, verifier: &str, extra: &[(&str, &str)]) -> Response {
+        let mut form = vec![
             ("grant_type", "authorization_code"),
             ("code", code),
             ("redirect_uri", REDIRECT),
-            ("code_verifier", VERIFIER),
-        ]);
+            ("code_verifier", verifier),
+        ];
+        form.extend_from_slice(extra);
+        self.token(&form)
+    }
+
+    /// The tokens for `code`.
+    fn redeem(&self, code: &str) -> Value {
+        let r = self.redeem_with(code, VERIFIER, &[]);
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["cache-control"], "no-store");
         r.json().unwrap()
     }
 
-    /// Key page, key, code, tokens.
-    fn tokens_for_key(&self, key: &str) -> Value {
+    /// Key page, key: the code the client gets back.
+    fn code_for_key(&self, key: &str) -> String {
         let (_, consent, cookie) = self.page();
         let r = self.post_key(&consent, &cookie, key);
         assert_eq!(r.status(), 302, "{}", r.text().unwrap_or_default());
         let back = location(&r);
         assert!(back.starts_with(REDIRECT), "{back}");
         assert_eq!(query_param(&back, "iss"), Some(self.gw.url(self.route)));
-        self.redeem(&query_param(&back, "code").unwrap())
+        query_param(&back, "code").unwrap()
+    }
+
+    /// Key page, key, code, tokens.
+    fn tokens_for_key(&self, key: &str) -> Value {
+        self.redeem(&self.code_for_key(key))
     }
 
     fn post(&self, endpoint: &str, form: &[(&str, &str)]) -> Response {
@@ -163,6 +175,15 @@ fn assert_refused(r: Response) {
 
 fn seal_config(current: &str, previous: &[&str]) -> String {
     format!("seal_key: {current}\nseal_keys_previous: {previous:?}\n")
+}
+
+/// A gateway with the passthrough routes, the upstream and the probe service behind it.
+fn passthrough_gateway() -> (Gateway, Upstream, tokio::runtime::Runtime) {
+    let up = Upstream::start();
+    let (probe, probe_runtime) = probe_server();
+    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
+    gw.wait_ready();
+    (gw, up, probe_runtime)
 }
 
 fn passthrough_routes(up: &Upstream, probe: &str) -> String {
@@ -410,10 +431,7 @@ fn jwt_claims(token: &str) -> Value {
 
 #[test]
 fn only_the_client_a_token_was_issued_to_may_revoke_or_introspect_it() {
-    let up = Upstream::start();
-    let (probe, _probe_runtime) = probe_server();
-    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
-    gw.wait_ready();
+    let (gw, _up, _probe) = passthrough_gateway();
     let alice = Flow::register_named(&gw, "/a", "Alice's client");
     let mallory = Flow::register_named(&gw, "/a", "Mallory's client");
     let tokens = alice.tokens_for_key(GOOD_KEY);
@@ -449,25 +467,14 @@ fn only_the_client_a_token_was_issued_to_may_revoke_or_introspect_it() {
 
 #[test]
 fn a_code_used_twice_ends_the_grant_its_first_use_started() {
-    let up = Upstream::start();
-    let (probe, _probe_runtime) = probe_server();
-    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
-    gw.wait_ready();
+    let (gw, _up, _probe) = passthrough_gateway();
     let a = Flow::register(&gw, "/a");
-    let (_, consent, cookie) = a.page();
-    let r = a.post_key(&consent, &cookie, GOOD_KEY);
-    let code = query_param(&location(&r), "code").unwrap();
+    let code = a.code_for_key(GOOD_KEY);
     let tokens = a.redeem(&code);
     let access = tokens["access_token"].as_str().unwrap();
     assert_eq!(get(&gw, "/a/tools", access).status(), 200);
 
-    let again = a.token(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", REDIRECT),
-        ("code_verifier", VERIFIER),
-    ]);
-    assert_eq!(again.status(), 400);
+    assert_eq!(a.redeem_with(&code, VERIFIER, &[]).status(), 400);
     assert_refused(get(&gw, "/a/tools", access));
     let r = a.token(&[
         ("grant_type", "refresh_token"),
@@ -478,24 +485,12 @@ fn a_code_used_twice_ends_the_grant_its_first_use_started() {
 
 #[test]
 fn token_requests_must_be_for_this_route_with_a_proper_pkce_verifier() {
-    let up = Upstream::start();
-    let (probe, _probe_runtime) = probe_server();
-    let gw = Gateway::start_with(&seal_config(KEY_1, &[]), &passthrough_routes(&up, &probe));
-    gw.wait_ready();
+    let (gw, _up, _probe) = passthrough_gateway();
     let a = Flow::register(&gw, "/a");
-    let (_, consent, cookie) = a.page();
-    let code = query_param(&location(&a.post_key(&consent, &cookie, GOOD_KEY)), "code").unwrap();
+    let code = a.code_for_key(GOOD_KEY);
     let redeem = |extra: &[(&str, &str)], verifier: &str| {
-        let mut form = vec![
-            ("grant_type", "authorization_code"),
-            ("code", code.as_str()),
-            ("redirect_uri", REDIRECT),
-            ("code_verifier", verifier),
-        ];
-        form.extend_from_slice(extra);
-        let r = a.token(&form);
-        let status = r.status().as_u16();
-        (status, r.json::<Value>().unwrap())
+        let r = a.redeem_with(&code, verifier, extra);
+        (r.status().as_u16(), r.json::<Value>().unwrap())
     };
     let (status, body) = redeem(&[("resource", &gw.url("/b"))], VERIFIER);
     assert_eq!(

@@ -128,9 +128,10 @@ struct Document {
 }
 
 /// The document must name itself and list redirect URIs; its clients are public (`none`).
-fn check(url: &str, body: &[u8]) -> Result<ClientDocument, String> {
-    let doc: Document =
-        serde_json::from_slice(body).map_err(|e| format!("not a client document: {e}"))?;
+pub(crate) fn check(url: &str, body: &[u8]) -> Result<ClientDocument, String> {
+    let doc = crate::json::object_with_unique_names(body)
+        .and_then(|object| serde_json::from_value::<Document>(serde_json::Value::Object(object)))
+        .map_err(|e| format!("not a client document: {e}"))?;
     if doc.client_id != url {
         return Err("the document's client_id is not its own URL".into());
     }

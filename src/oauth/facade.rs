@@ -72,7 +72,7 @@ struct Rendered {
 
 /// A client registration, sealed into its `client_id`.
 #[derive(Serialize, Deserialize)]
-pub(super) struct Client {
+pub(crate) struct Client {
     /// The route it registered on: a client of one route is nobody on another.
     r: String,
     /// Redirect URIs, matched exactly.
@@ -80,6 +80,12 @@ pub(super) struct Client {
     pub(super) n: Option<String>,
     /// `none`, `client_secret_post` or `client_secret_basic`.
     m: String,
+}
+
+impl Client {
+    pub(crate) fn redirect_uris(&self) -> &[String] {
+        &self.u
+    }
 }
 
 /// What the client asked `/authorize` for, carried through consent, the IdP and the code.
@@ -381,54 +387,23 @@ impl Broker<'_> {
         let Some(mut meta) = read_registration(session).await? else {
             return Ok(true);
         };
-        let uris: Vec<String> = match meta.get("redirect_uris").and_then(Value::as_array) {
-            Some(list) if !list.is_empty() => list
-                .iter()
-                .filter_map(|v| v.as_str().map(String::from))
-                .collect(),
-            _ => {
-                return json_error(
-                    session,
-                    400,
-                    "invalid_redirect_uri",
-                    "redirect_uris is required",
-                )
-                .await
+        let client = match registered_client(&self.facade.route, &meta) {
+            Ok(client) => client,
+            Err((error, description)) => {
+                if error == "invalid_redirect_uri" {
+                    warn!(
+                        "route {}: registration refused a redirect URI",
+                        self.facade.route
+                    );
+                }
+                return json_error(session, 400, error, description).await;
             }
         };
-        if let Some(bad) = uris.iter().find(|u| !acceptable_redirect(u)) {
-            warn!(
-                "route {}: registration refused redirect URI {bad:?}",
-                self.facade.route
-            );
-            return json_error(
-                session,
-                400,
-                "invalid_redirect_uri",
-                "redirect URIs must be https, or http on loopback, without a fragment",
-            )
-            .await;
-        }
-        let method: &'static str = match meta.get("token_endpoint_auth_method").and_then(Value::as_str) {
-            None => "client_secret_basic",
-            Some("none") => "none",
-            Some("client_secret_post") => "client_secret_post",
-            Some("client_secret_basic") => "client_secret_basic",
-            Some(_) => return json_error(session, 400, "invalid_client_metadata", "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic").await,
-        };
-        let client = Client {
-            r: self.facade.route.clone(),
-            u: uris,
-            n: meta
-                .get("client_name")
-                .and_then(Value::as_str)
-                .map(String::from),
-            m: method.to_string(),
-        };
+        let method = client.m.clone();
         let client_id = self.sealer.seal_deterministic(Purpose::Client, &client);
         meta.insert("client_id".into(), client_id.clone().into());
         meta.insert("client_id_issued_at".into(), unix_now().into());
-        meta.insert("token_endpoint_auth_method".into(), method.into());
+        meta.insert("token_endpoint_auth_method".into(), method.clone().into());
         meta.entry("grant_types")
             .or_insert(json!(["authorization_code", "refresh_token"]));
         meta.entry("response_types").or_insert(json!(["code"]));
@@ -1319,6 +1294,48 @@ impl Params {
     }
 }
 
+/// The client a registration request (RFC 7591) describes for `route`, or the OAuth error
+/// and description that refuse it: `redirect_uris` are required and must be acceptable, and
+/// the auth method must be one the gateway speaks.
+pub(crate) fn registered_client(
+    route: &str,
+    meta: &Map<String, Value>,
+) -> Result<Client, (&'static str, &'static str)> {
+    let uris: Vec<String> = match meta.get("redirect_uris").and_then(Value::as_array) {
+        Some(list) if !list.is_empty() => list
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => return Err(("invalid_redirect_uri", "redirect_uris is required")),
+    };
+    if uris.is_empty() || !uris.iter().all(|u| acceptable_redirect(u)) {
+        return Err((
+            "invalid_redirect_uri",
+            "redirect URIs must be https, or http on loopback, without a fragment",
+        ));
+    }
+    let method = match meta
+        .get("token_endpoint_auth_method")
+        .and_then(Value::as_str)
+    {
+        None => "client_secret_basic",
+        Some(m @ ("none" | "client_secret_post" | "client_secret_basic")) => m,
+        Some(_) => return Err((
+            "invalid_client_metadata",
+            "token_endpoint_auth_method must be none, client_secret_post or client_secret_basic",
+        )),
+    };
+    Ok(Client {
+        r: route.to_string(),
+        u: uris,
+        n: meta
+            .get("client_name")
+            .and_then(Value::as_str)
+            .map(String::from),
+        m: method.to_string(),
+    })
+}
+
 /// https anywhere, or http on loopback (native apps, RFC 8252); no fragment.
 pub(super) fn acceptable_redirect(uri: &str) -> bool {
     // URL parsing drops tabs and line breaks, but the URI is later sent as it was
@@ -1379,7 +1396,10 @@ pub(super) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn cookie_value<'a>(req: &'a pingora::http::RequestHeader, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie_value<'a>(
+    req: &'a pingora::http::RequestHeader,
+    name: &str,
+) -> Option<&'a str> {
     req.headers
         .get_all(COOKIE)
         .iter()
@@ -1389,7 +1409,7 @@ fn cookie_value<'a>(req: &'a pingora::http::RequestHeader, name: &str) -> Option
 }
 
 /// `client_id` and `client_secret` from HTTP Basic (form-encoded first, RFC 6749 §2.3.1).
-fn basic_credentials(req: &pingora::http::RequestHeader) -> Option<(String, String)> {
+pub(crate) fn basic_credentials(req: &pingora::http::RequestHeader) -> Option<(String, String)> {
     let value = req.headers.get(AUTHORIZATION)?.to_str().ok()?;
     let encoded = value
         .strip_prefix("Basic ")
@@ -1424,7 +1444,7 @@ pub(super) async fn read_registration(session: &mut Session) -> Result<Option<Ma
         .await?;
         return Ok(None);
     };
-    let Ok(meta) = serde_json::from_slice::<Map<String, Value>>(&body) else {
+    let Ok(meta) = crate::json::object_with_unique_names(&body) else {
         json_error(
             session,
             400,

@@ -17,8 +17,13 @@ use serde::Serialize;
 /// Bytes of the key id: the start of the key's SHA-256, so that opening picks the right key
 /// without trying each.
 const KEY_ID_LEN: usize = 4;
-/// Sealed values longer than this are refused before decoding.
-const MAX_SEALED: usize = 16 * 1024;
+/// Sealed values longer than this are refused before decoding. Codes carry the IdP's token
+/// answer (with an ID token and a refresh token, several KiB at some IdPs), so the bound is
+/// well above what the gateway seals: every plaintext up to [`MAX_PLAINTEXT`] opens again.
+const MAX_SEALED: usize = 64 * 1024;
+/// The longest plaintext whose sealed form is within [`MAX_SEALED`] (base64 of the key id,
+/// nonce, ciphertext and tag).
+pub const MAX_PLAINTEXT: usize = MAX_SEALED / 4 * 3 - KEY_ID_LEN - NONCE_LEN - 16;
 
 /// What a sealed value is for; bound into the ciphertext.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,6 +213,15 @@ mod tests {
             .is_none());
         assert!(sealer.open_bytes(Purpose::Code, "not sealed!").is_none());
         assert!(sealer.open_bytes(Purpose::Code, "").is_none());
+        // The longest plaintext the gateway opens again, and one byte more.
+        let largest = vec![7u8; MAX_PLAINTEXT];
+        let sealed_largest = sealer.seal_bytes(Purpose::Code, &largest);
+        assert_eq!(
+            sealer.open_bytes(Purpose::Code, &sealed_largest),
+            Some(largest)
+        );
+        let too_large = sealer.seal_bytes(Purpose::Code, &vec![7u8; MAX_PLAINTEXT + 3]);
+        assert!(sealer.open_bytes(Purpose::Code, &too_large).is_none());
         assert_ne!(
             sealed,
             sealer.seal_bytes(Purpose::Code, b"grant"),
