@@ -1,21 +1,64 @@
-//! The process's logger: `env_logger` (level from `RUST_LOG`, default `info`), with one
-//! filter in front of it for what Pingora reports as an error but is only a client going
+//! The process's logger. `env_logger` formats each record (level from `RUST_LOG`, default
+//! `info`) on the thread that logs it; a writer thread writes it. A worker thread hands the
+//! line to a bounded queue and goes on, so neither the access log nor a slow stderr (a pipe
+//! nobody reads fast enough, a full disk behind a redirect) ever holds a request. When the
+//! queue is full the line is dropped and counted (`mcpgate_log_lines_dropped_total`).
+//!
+//! One filter stands in front: what Pingora reports as an error but is only a client going
 //! away.
 
-use log::{Level, Log, Metadata, Record};
+use std::sync::Mutex;
 
-/// Installs the logger; call once, first thing.
-pub fn init() {
-    let inner =
-        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).build();
+use log::{Level, Log, Metadata, Record};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+
+use crate::metrics;
+
+/// Lines the queue holds before it drops: about 2 MiB of typical lines.
+const QUEUED_LINES: usize = 16_384;
+
+/// The writer thread's handle: dropped at exit, which writes out what is still queued.
+static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+
+/// Installs the logger; call once, first thing. `background`: through the writer thread;
+/// otherwise each line is written by the thread that logs it (a process that forks to
+/// daemonize loses its threads, so `-d` logs that way).
+pub fn init(background: bool) {
+    let mut builder =
+        env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"));
+    let dropped = if background {
+        let (writer, guard) = NonBlockingBuilder::default()
+            .buffered_lines_limit(QUEUED_LINES)
+            .lossy(true)
+            .thread_name("mcpgate-log")
+            .finish(std::io::stderr());
+        let dropped = writer.error_counter();
+        builder.target(env_logger::Target::Pipe(Box::new(writer)));
+        *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+        // SAFETY: registers a plain `extern "C"` function with no arguments, as atexit(3)
+        // wants. Pingora ends the process with `exit`, which runs it.
+        unsafe { libc::atexit(flush_at_exit) };
+        Some(dropped)
+    } else {
+        None
+    };
+    let inner = builder.build();
     let max = inner.filter();
-    if log::set_boxed_logger(Box::new(Quiet { inner })).is_ok() {
+    if log::set_boxed_logger(Box::new(Quiet { inner, dropped })).is_ok() {
         log::set_max_level(max);
+    }
+}
+
+extern "C" fn flush_at_exit() {
+    // `try_lock`: at exit, never wait for a thread that may not run again.
+    if let Ok(mut writer) = WRITER.try_lock() {
+        drop(writer.take());
     }
 }
 
 struct Quiet {
     inner: env_logger::Logger,
+    dropped: Option<ErrorCounter>,
 }
 
 impl Log for Quiet {
@@ -26,6 +69,9 @@ impl Log for Quiet {
     fn log(&self, record: &Record) {
         if self.inner.enabled(record.metadata()) && !is_client_gone(record) {
             self.inner.log(record);
+            if let Some(dropped) = &self.dropped {
+                metrics::LOG_LINES_DROPPED.set(dropped.dropped_lines() as i64);
+            }
         }
     }
 

@@ -26,8 +26,8 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    mcpgate::logging::init();
     let cli = Cli::parse();
+    mcpgate::logging::init(!cli.daemon);
     let state = match server::check(&cli.config) {
         Ok(state) => state,
         Err(e) => {

@@ -132,6 +132,14 @@ pub static CONNECTIONS_TIMED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static LOG_LINES_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "mcpgate_log_lines_dropped",
+        "Log lines dropped since start because the writer's queue was full (stderr too slow)"
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric, so that all are listed (at zero) from the first scrape.
 pub fn init() {
     LazyLock::force(&REQUESTS);
@@ -147,4 +155,5 @@ pub fn init() {
     LazyLock::force(&CONNECTIONS_OPEN);
     LazyLock::force(&CONNECTIONS_REFUSED);
     LazyLock::force(&CONNECTIONS_TIMED_OUT);
+    LazyLock::force(&LOG_LINES_DROPPED);
 }

@@ -563,11 +563,7 @@ fn a_client_id_metadata_document_is_a_client_and_private_addresses_are_refused()
         .unwrap();
     assert_eq!(r.status(), 400);
     assert!(r.headers().get("location").is_none());
-    assert!(
-        strict.gw.log().contains("non-public address"),
-        "{}",
-        strict.gw.log()
-    );
+    strict.gw.log_with("non-public address");
 }
 
 #[test]
