@@ -9,6 +9,7 @@ pub mod policy;
 pub mod principal;
 pub mod provider;
 pub mod rate_limit;
+pub mod token_client;
 
 use std::sync::Arc;
 

@@ -1,7 +1,12 @@
-//! One identity provider at run time: its endpoints (configured or discovered), its key set
-//! behind an `ArcSwap` (read without locks), the verified-token and introspection caches,
-//! and the HTTP client that talks to it. Everything that waits on the network happens in
-//! the background, or once on a cache miss, single-flight.
+//! One identity provider at run time: its endpoints (configured or discovered, see
+//! `discovery`), its key set behind an `ArcSwap` (read without locks) and its schedule, the
+//! verified-token cache, and introspection (`introspection`). Everything that waits on the
+//! network happens in the background, or once on a cache miss, single-flight.
+
+mod discovery;
+mod introspection;
+
+pub use discovery::discovery_urls;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -9,21 +14,18 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use log::{info, warn};
-use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use super::cache::{digest, Key as CacheKey, SlotCache};
 use super::jwk::KeySet;
 use super::jwt::{self, MAX_TOKEN_LEN};
 use super::principal::Principal;
+pub use super::token_client::IdpError;
+use super::token_client::{get_document, http_client, TokenClient};
 use super::Reject;
-use crate::config::{
-    ClientAuth, ConfigError, JwksSource, ProviderConfig, TokenExchange, TokenMode,
-};
+use crate::config::{ConfigError, JwksSource, ProviderConfig, TokenExchange, TokenMode};
 use crate::metrics;
 
-/// Documents from the IdP larger than this are refused.
-const MAX_DOCUMENT: usize = 1024 * 1024;
 /// Bounds on a key set's `Cache-Control: max-age`.
 const MIN_KEY_REFRESH: Duration = Duration::from_secs(60);
 const MAX_KEY_REFRESH: Duration = Duration::from_secs(24 * 3600);
@@ -59,24 +61,6 @@ pub enum IdpEndpoint {
     Revocation,
 }
 
-/// A failed call to an IdP endpoint.
-#[derive(Debug)]
-pub enum IdpError {
-    /// The IdP answered with an OAuth error (`invalid_grant`, …).
-    Refused(String),
-    /// No usable answer (network, status, body).
-    Failed(String),
-}
-
-impl std::fmt::Display for IdpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            IdpError::Refused(code) => write!(f, "refused: {code}"),
-            IdpError::Failed(message) => f.write_str(message),
-        }
-    }
-}
-
 pub struct Provider {
     pub name: String,
     pub config: ProviderConfig,
@@ -104,13 +88,24 @@ pub struct Provider {
     /// Introspection calls in flight are bounded: made-up tokens cannot open unbounded
     /// requests to the IdP (beyond the bound they get 503).
     introspection_slots: tokio::sync::Semaphore,
-    client: reqwest::Client,
+    client: TokenClient,
 }
 
 impl Provider {
     /// Builds the provider without network I/O; a JWKS file is read here.
     pub fn new(name: &str, config: ProviderConfig, at: &str) -> Result<Provider, ConfigError> {
-        let client = http_client(&config).map_err(|e| ConfigError::new(at, e))?;
+        let http = http_client(
+            config.timeout,
+            config.ca_file.as_deref(),
+            config.client_cert.as_ref(),
+        )
+        .map_err(|e| ConfigError::new(at, e))?;
+        let client = TokenClient::new(
+            http,
+            config.client_id.as_deref().unwrap_or_default(),
+            config.client_secret.clone(),
+            config.client_auth,
+        );
         let (keys, loaded) = match &config.jwks {
             JwksSource::File(path) => {
                 let key = format!("{at}.jwks_file");
@@ -368,123 +363,13 @@ impl Provider {
             .jwks_uri
             .clone()
             .ok_or("the provider's metadata has no jwks_uri")?;
-        let (body, max_age) = self.get(&uri).await?;
+        let (body, max_age) = get_document(self.client.http(), &uri).await?;
         let (set, skipped) = KeySet::parse(&body).map_err(|e| format!("{uri}: {e}"))?;
         for s in skipped {
             warn!("provider {}: {uri}: skipped {s}", self.name);
         }
         self.keys.store(Arc::new(set));
         Ok(max_age)
-    }
-
-    /// RFC 8414 first, then OpenID Connect discovery, with the path-insertion rule for
-    /// issuers that have a path. The document's `issuer` must be ours exactly.
-    async fn discover(&self) -> Result<Metadata, String> {
-        let mut last_error = String::new();
-        for url in discovery_urls(&self.config.issuer) {
-            let body = match self.get(&url).await {
-                Ok((body, _)) => body,
-                Err(e) => {
-                    last_error = e;
-                    continue;
-                }
-            };
-            let meta =
-                Metadata::parse(&body).map_err(|e| format!("{url}: not valid metadata: {e}"))?;
-            if meta.issuer != self.config.issuer {
-                return Err(format!(
-                    "{url}: issuer is `{}`, not the configured `{}`",
-                    meta.issuer, self.config.issuer
-                ));
-            }
-            return Ok(meta);
-        }
-        Err(format!("discovery failed: {last_error}"))
-    }
-
-    /// GET a JSON document: status 200, at most `MAX_DOCUMENT` bytes. Returns the body and
-    /// the `Cache-Control: max-age`.
-    async fn get(&self, url: &str) -> Result<(Vec<u8>, Option<Duration>), String> {
-        let response = self
-            .client
-            .get(url)
-            .header("Accept", "application/json")
-            .send()
-            .await
-            .map_err(|e| format!("{url}: {}", error_chain(&e)))?;
-        if response.status() != 200 {
-            return Err(format!("{url}: status {}", response.status()));
-        }
-        let max_age = response
-            .headers()
-            .get("cache-control")
-            .and_then(|v| v.to_str().ok())
-            .and_then(max_age);
-        let body = read_capped(response)
-            .await
-            .map_err(|e| format!("{url}: {e}"))?;
-        Ok((body, max_age))
-    }
-
-    /// RFC 7662, answers cached (active until the token's `exp` or the TTL, inactive for the
-    /// TTL). A failed call is not cached and says `IntrospectionUnavailable` (503).
-    async fn introspect(
-        &self,
-        token: &str,
-        key: CacheKey,
-        now: u64,
-    ) -> Result<Arc<Principal>, Reject> {
-        let ttl = self.config.introspection_cache_ttl.as_secs();
-        if let Some(hit) = self.introspected.get(&key, now) {
-            return Ok(hit.value.clone());
-        }
-        if self.inactive.get(&key, now).is_some() {
-            return Err(Reject::Inactive);
-        }
-        let endpoint = self.endpoints.load().introspection.clone();
-        let endpoint = endpoint.ok_or(Reject::IntrospectionUnavailable)?;
-        let Ok(_slot) = self.introspection_slots.try_acquire() else {
-            warn!("provider {}: too many introspections in flight", self.name);
-            return Err(Reject::IntrospectionUnavailable);
-        };
-        let form = [("token", token), ("token_type_hint", "access_token")];
-        let answer = self.post_form(&endpoint, &form).await;
-        let claims = match answer {
-            Ok(claims) => claims,
-            Err(e) => {
-                warn!("provider {}: introspection failed: {e}", self.name);
-                metrics::INTROSPECTIONS
-                    .with_label_values(&[&self.name, "error"])
-                    .inc();
-                return Err(Reject::IntrospectionUnavailable);
-            }
-        };
-        metrics::INTROSPECTIONS
-            .with_label_values(&[&self.name, "ok"])
-            .inc();
-        let active = claims.get("active").and_then(|v| v.as_bool()) == Some(true);
-        let principal = Principal::from_claims(claims, self.config.trust_unverified_email);
-        principal.check_subject()?;
-        let issuer_ok = principal
-            .claim("iss")
-            .is_none_or(|iss| iss.as_str() == Some(&self.config.issuer));
-        let expired = principal.expires_at.is_some_and(|exp| now >= exp);
-        if !active || expired || !issuer_ok {
-            if ttl > 0 {
-                self.inactive.insert(key, now + ttl, now, ());
-            }
-            return Err(if !issuer_ok {
-                Reject::WrongIssuer
-            } else {
-                Reject::Inactive
-            });
-        }
-        let principal = Arc::new(principal);
-        if ttl > 0 {
-            let until = principal.expires_at.unwrap_or(u64::MAX).min(now + ttl);
-            self.introspected.insert(key, until, now, principal.clone());
-        }
-        Ok(principal)
     }
 
     /// RFC 8693: trades the client's token for one meant for the upstream. Returns the new
@@ -529,55 +414,6 @@ impl Provider {
         ))
     }
 
-    /// POST a form with the provider's client authentication; the answer must be a JSON
-    /// object with status 200.
-    async fn post_form(
-        &self,
-        url: &str,
-        form: &[(&str, &str)],
-    ) -> Result<Map<String, Value>, IdpError> {
-        let c = &self.config;
-        let id = c.client_id.as_deref().unwrap_or_default();
-        let secret = c.client_secret.as_ref().map(|s| s.0.as_str());
-        let mut fields: Vec<(&str, &str)> = form.to_vec();
-        let mut request = self.client.post(url).header("Accept", "application/json");
-        match c.client_auth {
-            ClientAuth::Basic => {
-                request = request.basic_auth(form_encode(id), secret.map(form_encode))
-            }
-            ClientAuth::Post => {
-                fields.push(("client_id", id));
-                if let Some(s) = secret {
-                    fields.push(("client_secret", s));
-                }
-            }
-            ClientAuth::TlsClientAuth => fields.push(("client_id", id)),
-        }
-        let failed = |e: String| IdpError::Failed(format!("{url}: {e}"));
-        let response = request
-            .form(&fields)
-            .send()
-            .await
-            .map_err(|e| failed(error_chain(&e)))?;
-        let status = response.status();
-        let body = read_capped(response).await.map_err(failed)?;
-        if status != 200 {
-            // The IdP's error code is what matters; its body is not echoed (it may quote
-            // the request).
-            let code = serde_json::from_slice::<Value>(&body)
-                .ok()
-                .and_then(|v| v.get("error")?.as_str().map(str::to_string));
-            return Err(match code {
-                Some(code) if status.is_client_error() => IdpError::Refused(code),
-                code => failed(format!("status {status} {}", code.unwrap_or_default())),
-            });
-        }
-        if body.is_empty() {
-            return Ok(Map::new()); // revocation answers 200 with no body
-        }
-        serde_json::from_slice(&body).map_err(|_| failed("the answer is not a JSON object".into()))
-    }
-
     /// The IdP's authorization endpoint, once known.
     /// The descriptive fields of the IdP's discovered metadata (empty without discovery).
     /// The same `Arc` until the next discovery: callers may cache what they derive from it.
@@ -616,7 +452,7 @@ impl Provider {
         };
         let endpoint = endpoint
             .ok_or_else(|| IdpError::Failed(format!("the provider has no {which:?} endpoint")))?;
-        self.post_form(&endpoint, form).await
+        self.client.post(&endpoint, form).await
     }
 }
 
@@ -627,167 +463,8 @@ impl ProviderConfig {
     }
 }
 
-#[derive(Deserialize)]
-struct Metadata {
-    issuer: String,
-    jwks_uri: Option<String>,
-    introspection_endpoint: Option<String>,
-    token_endpoint: Option<String>,
-    authorization_endpoint: Option<String>,
-    revocation_endpoint: Option<String>,
-    #[serde(default)]
-    authorization_response_iss_parameter_supported: bool,
-    #[serde(skip)]
-    described: Map<String, Value>,
-}
-
-/// Fields of an IdP's metadata that describe it rather than name its endpoints: they stay
-/// true of the gateway's facade over it. Endpoints the gateway does not proxy (userinfo,
-/// logout, device, PAR, JWKS) are left out, as the facade cannot honour them.
-const DESCRIPTIVE_FIELDS: [&str; 8] = [
-    "scopes_supported",
-    "claims_supported",
-    "grant_types_supported",
-    "ui_locales_supported",
-    "claims_locales_supported",
-    "service_documentation",
-    "op_policy_uri",
-    "op_tos_uri",
-];
-
-impl Metadata {
-    fn parse(body: &[u8]) -> Result<Metadata, serde_json::Error> {
-        let document: Map<String, Value> = serde_json::from_slice(body)?;
-        let described = DESCRIPTIVE_FIELDS
-            .iter()
-            .filter_map(|&k| Some((k.to_string(), document.get(k)?.clone())))
-            .collect();
-        let mut meta: Metadata = serde_json::from_value(Value::Object(document))?;
-        meta.described = described;
-        Ok(meta)
-    }
-}
-
-/// Where an issuer's metadata may be, in the order MCP clients try them.
-pub fn discovery_urls(issuer: &str) -> Vec<String> {
-    let issuer = issuer.trim_end_matches('/');
-    let (origin, path) = match issuer
-        .find("://")
-        .and_then(|i| issuer[i + 3..].find('/').map(|j| i + 3 + j))
-    {
-        Some(split) => issuer.split_at(split),
-        None => (issuer, ""),
-    };
-    if path.is_empty() {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server"),
-            format!("{origin}/.well-known/openid-configuration"),
-        ]
-    } else {
-        vec![
-            format!("{origin}/.well-known/oauth-authorization-server{path}"),
-            format!("{origin}/.well-known/openid-configuration{path}"),
-            format!("{origin}{path}/.well-known/openid-configuration"),
-        ]
-    }
-}
-
-fn http_client(c: &ProviderConfig) -> Result<reqwest::Client, String> {
-    let mut builder = reqwest::Client::builder()
-        .timeout(c.timeout)
-        .connect_timeout(c.timeout)
-        // Token and introspection endpoints must answer themselves, not send us elsewhere.
-        .redirect(reqwest::redirect::Policy::none())
-        .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")));
-    if let Some(ca) = &c.ca_file {
-        let pem = std::fs::read(ca).map_err(|e| format!("ca_file: {e}"))?;
-        for cert in
-            reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| format!("ca_file: {e}"))?
-        {
-            builder = builder.add_root_certificate(cert);
-        }
-    }
-    if let Some(tls) = &c.client_cert {
-        let mut pem = std::fs::read(&tls.cert).map_err(|e| format!("client_cert.cert: {e}"))?;
-        pem.extend(std::fs::read(&tls.key).map_err(|e| format!("client_cert.key: {e}"))?);
-        let identity =
-            reqwest::Identity::from_pem(&pem).map_err(|e| format!("client_cert: {e}"))?;
-        builder = builder.identity(identity);
-    }
-    builder.build().map_err(|e| e.to_string())
-}
-
-/// A response body of at most `MAX_DOCUMENT` bytes.
-pub async fn read_capped(mut response: reqwest::Response) -> Result<Vec<u8>, String> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.map_err(|e| error_chain(&e))? {
-        if body.len() + chunk.len() > MAX_DOCUMENT {
-            return Err(format!("the answer is over {MAX_DOCUMENT} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
-}
-
-/// reqwest's message plus its causes ("error sending request: connection refused").
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        s.push_str(": ");
-        s.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    s
-}
-
-/// RFC 6749 §2.3.1: client credentials in HTTP Basic are form-encoded first.
-fn form_encode(s: &str) -> String {
-    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
-}
-
-fn max_age(cache_control: &str) -> Option<Duration> {
-    cache_control.split(',').find_map(|d| {
-        let v = d.trim().strip_prefix("max-age=")?;
-        v.trim().parse().ok().map(Duration::from_secs)
-    })
-}
-
 pub fn unix_ms() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn discovery_follows_path_insertion() {
-        assert_eq!(
-            discovery_urls("https://idp.example.com/"),
-            [
-                "https://idp.example.com/.well-known/oauth-authorization-server",
-                "https://idp.example.com/.well-known/openid-configuration"
-            ]
-        );
-        assert_eq!(
-            discovery_urls("https://idp.example.com/realms/x"),
-            [
-                "https://idp.example.com/.well-known/oauth-authorization-server/realms/x",
-                "https://idp.example.com/.well-known/openid-configuration/realms/x",
-                "https://idp.example.com/realms/x/.well-known/openid-configuration"
-            ]
-        );
-    }
-
-    #[test]
-    fn reads_max_age() {
-        assert_eq!(
-            max_age("public, max-age=300"),
-            Some(Duration::from_secs(300))
-        );
-        assert_eq!(max_age("no-cache"), None);
-    }
 }
