@@ -22,7 +22,6 @@ use mcpgate::auth::provider::Provider;
 use mcpgate::auth::unix_now;
 use mcpgate::config::Config;
 use mcpgate::gateway::Gateway;
-use mcpgate::oauth::facade::Facade;
 use mcpgate::oauth::issued::Access;
 use mcpgate::oauth::seal::{Purpose, Sealer};
 use mcpgate::snapshot::GatewayState;
@@ -137,11 +136,12 @@ fn sealing(c: &mut Criterion) {
 fn metadata(c: &mut Criterion) {
     let idp = Idp::start();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::load(&write_config(dir.path(), &idp, 0)).unwrap();
-    let keyed = config.routes.iter().find(|r| r.prefix == "/keyed").unwrap();
-    let facade = Facade::for_route(&config.public_url, keyed).unwrap();
+    let state = GatewayState::load(&write_config(dir.path(), &idp, 0)).unwrap();
+    let snapshot = state.snapshot();
+    let keyed = snapshot.routes.iter().find(|r| r.spec.prefix == "/keyed");
+    let server = keyed.and_then(|r| r.oauth.as_ref()).unwrap();
     c.bench_function("metadata/authorization_server", |b| {
-        b.iter(|| black_box(facade.metadata(None)))
+        b.iter(|| black_box(server.metadata()))
     });
 }
 

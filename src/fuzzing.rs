@@ -14,7 +14,8 @@ use crate::auth::jwk::KeySet;
 use crate::auth::jwt;
 use crate::auth::principal::Principal;
 use crate::config::Config;
-use crate::oauth::facade::{basic_credentials, cookie_value, registered_client, Params};
+use crate::oauth::clients::registered_client;
+use crate::oauth::params::{basic_credentials, cookie_value, Params};
 use crate::oauth::seal::{Purpose, Sealer, MAX_PLAINTEXT};
 use crate::routing::Router;
 use crate::target;
@@ -138,12 +139,12 @@ pub fn form(data: &[u8]) {
             assert!(!value.is_empty(), "an empty value is no value");
         }
     }
-    let mut req = RequestHeader::build("POST", b"/", None).unwrap();
-    if req.insert_header(COOKIE, data).is_ok() {
-        let _ = cookie_value(&req, "mcpgate-consent");
-    }
-    if req.insert_header(AUTHORIZATION, data).is_ok() {
-        let _ = basic_credentials(&req);
+    let mut headers = http::HeaderMap::new();
+    if let Ok(value) = http::HeaderValue::from_bytes(data) {
+        headers.insert(COOKIE, value.clone());
+        headers.insert(AUTHORIZATION, value);
+        let _ = cookie_value(&headers, "mcpgate-consent");
+        let _ = basic_credentials(&headers);
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Instant;
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue, Uri};
+use http::{HeaderName, HeaderValue};
 use log::info;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -16,18 +16,22 @@ use pingora::{ErrorSource, ErrorType};
 
 use crate::auth::principal::Principal;
 use crate::auth::rate_limit::Decision;
-use crate::auth::{self, Deny, Guard};
-use crate::config::{Auth, BearerAuth, Route, Strategy};
+use crate::auth::{unix_now, Deny};
 use crate::connections;
 use crate::cors;
 use crate::metrics;
-use crate::oauth::facade::{self, Behind, Broker};
-use crate::oauth::metadata;
+use crate::oauth::server::{AuthServer, ClientIp};
+use crate::oauth::{self, Endpoint};
 use crate::respond;
-use crate::snapshot::{CompiledRoute, GatewayState, Snapshot};
+use crate::route::{Admitted, CompiledRoute, UNROUTED};
+use crate::snapshot::{GatewayState, Snapshot};
 use crate::target;
 use crate::upstream::credential::{self, UpstreamCredential};
 use crate::upstream::forwarded;
+use crate::wellknown;
+
+/// Bodies the authorization server reads (forms, registrations) larger than this get 413.
+const MAX_OAUTH_BODY: usize = 16 * 1024;
 
 pub struct Gateway {
     pub state: Arc<GatewayState>,
@@ -54,12 +58,27 @@ pub struct RequestCtx {
 }
 
 impl RequestCtx {
-    fn route(&self) -> Option<&Route> {
-        self.routed.as_ref().map(|(s, i)| &s.config.routes[*i])
+    fn route(&self) -> Option<&CompiledRoute> {
+        self.routed.as_ref().map(|(s, i)| &s.routes[*i])
     }
 
     fn route_name(&self) -> &str {
-        self.route().map_or(metrics::NO_ROUTE, |r| r.name.as_str())
+        self.route()
+            .map_or(metrics::NO_ROUTE, |r| r.spec.name.as_str())
+    }
+
+    fn admit(&mut self, admitted: Admitted) {
+        self.principal = admitted.principal;
+        self.rate = admitted.rate;
+        self.upstream_credential = admitted.credential;
+    }
+
+    /// CORS headers for a response the gateway writes itself.
+    fn cors(&self) -> Vec<(HeaderName, HeaderValue)> {
+        self.origin
+            .as_ref()
+            .map(|o| cors::response_headers(o).to_vec())
+            .unwrap_or_default()
     }
 }
 
@@ -89,155 +108,49 @@ impl ProxyHttp for Gateway {
         Ok(())
     }
 
+    /// The flow of a request: health and discovery documents, the canonical target, the
+    /// route, its OAuth endpoints, its upstream's start, CORS, its access check; then proxy.
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let snapshot = self.state.snapshot();
         let req = session.req_header();
-        match req.uri.path() {
-            "/healthz" => return respond::json(session, 200, r#"{"status":"ok"}"#.into()).await,
-            "/readyz" if snapshot.is_ready() => {
-                return respond::json(session, 200, r#"{"status":"ready"}"#.into()).await
-            }
-            "/readyz" => {
-                let body = error_json!(
-                    "not_ready",
-                    "a spawned upstream or an identity provider is not ready yet"
-                );
-                return respond::error(session, 503, body).await;
-            }
-            _ => {}
+        if let Some(answer) = wellknown::health(&snapshot, req.uri.path()) {
+            return respond::reply(session, answer).await;
         }
-        let path = match target::path(req) {
-            Ok(path) => path,
-            Err(why) => return respond::invalid_request(session, why).await,
+        let (path, host) = match (target::path(req), target::host(req)) {
+            (Ok(path), Ok(host)) => (path, host),
+            (Err(why), _) | (_, Err(why)) => return respond::invalid_request(session, why).await,
         };
-        let host = match target::host(req) {
-            Ok(host) => host,
-            Err(why) => return respond::invalid_request(session, why).await,
-        };
-        if let Some(resource) = metadata::requested_resource(&path) {
-            let document = snapshot
-                .discovery_route(host.as_deref(), resource)
-                .and_then(|i| snapshot.routes[i].resource_metadata.clone());
-            return resource_metadata(session, document).await;
-        }
-        if let Some(issuer) = metadata::requested_issuer(&path) {
-            let compiled = snapshot
-                .discovery_route(host.as_deref(), issuer)
-                .map(|i| &snapshot.routes[i]);
-            let document = compiled.and_then(|c| {
-                let idp = c.guard.as_ref().map(|g| &*g.provider);
-                Some(c.facade.as_ref()?.metadata(idp))
-            });
-            return match document {
-                Some(document) => respond::document(session, document).await,
-                None => {
-                    let body = error_json!("not_found", "no authorization server at this path");
-                    respond::error(session, 404, body).await
-                }
-            };
+        if let Some(answer) = wellknown::discovery(&snapshot, host.as_deref(), &path, req) {
+            return respond::reply(session, answer).await;
         }
         let Some(found) = snapshot.router.lookup(host.as_deref(), &path) else {
             let body = error_json!("not_found", "no route matches this path");
             return respond::error(session, 404, body).await;
         };
-        let endpoint = facade::endpoint(found.rest);
-        let index = found.route;
+        let (index, endpoint) = (found.route, Endpoint::of(found.rest));
         if let Cow::Owned(path) = path {
             ctx.path = Some(path);
         }
         ctx.routed = Some((snapshot.clone(), index));
-        let (route, compiled) = snapshot.route(index);
-        if let Some(facade) = &compiled.facade {
-            let behind = match (&route.auth, &compiled.guard) {
-                (Auth::Bearer(auth), Some(guard)) => Some(Behind::Idp {
-                    provider: &guard.provider,
-                    auth,
-                }),
-                (Auth::Issued(auth), _) => Some(Behind::Issued {
-                    auth,
-                    service: match &auth.strategy {
-                        Strategy::Chained { service } => snapshot.services.get(service),
-                        Strategy::Passthrough(_) => None,
-                    },
-                    revocations: &snapshot.revocations,
-                }),
-                _ => None,
-            };
-            if let (Some(endpoint), Some(behind)) = (endpoint, behind) {
-                let broker = Broker {
-                    facade,
-                    behind,
-                    sealer: &snapshot.sealer,
-                    used_codes: &snapshot.used_codes,
-                    documents: &snapshot.client_documents,
-                };
-                return broker.serve(session, endpoint).await;
-            }
+        let route = &snapshot.routes[index];
+        if let (Some(server), Some(endpoint)) = (&route.oauth, endpoint) {
+            return self.oauth(session, server, endpoint).await;
         }
-
-        if let (Some((_, state)), Some(spawn)) = (&compiled.spawned, &route.spawn) {
-            if !state.wait_ready(spawn.ready_timeout).await {
-                metrics::UPSTREAM_ERRORS
-                    .with_label_values(&[&route.name, "starting"])
-                    .inc();
-                let body = error_json!(
-                    "upstream_starting",
-                    "the upstream is starting; retry shortly"
-                );
-                return respond::error(session, 503, body).await;
-            }
+        if !route.upstream_started().await {
+            let body = error_json!(
+                "upstream_starting",
+                "the upstream is starting; retry shortly"
+            );
+            return respond::error(session, 503, body).await;
         }
-        match cors::check(&route.cors_origins, session.req_header()) {
-            cors::Verdict::NoOrigin => {}
-            cors::Verdict::Allowed(origin) => ctx.origin = Some(origin),
-            cors::Verdict::Forbidden => {
-                metrics::AUTH_FAILURES
-                    .with_label_values(&[&route.name, "origin_not_allowed"])
-                    .inc();
-                let body = error_json!("origin_not_allowed", "this origin may not call this route");
-                return respond::error(session, 403, body).await;
-            }
+        if let Some(answered) = self.cors(session, ctx, route).await? {
+            return Ok(answered);
         }
-        if let Some(origin) = &ctx.origin {
-            if cors::is_preflight(session.req_header()) {
-                let mut headers = cors::response_headers(origin).to_vec();
-                headers.extend(cors::preflight_headers());
-                return respond::send(session, 204, Bytes::new(), &headers).await;
-            }
+        match route.access.check(session.req_header(), unix_now()).await {
+            Ok(admitted) => ctx.admit(admitted),
+            Err(deny) => return self.refuse(session, ctx, route, deny).await,
         }
-        match (&route.auth, &compiled.guard, &compiled.issued) {
-            (Auth::Bearer(bearer), Some(guard), _) => {
-                self.authorize(session, ctx, route, compiled, bearer, guard)
-                    .await
-            }
-            (Auth::Issued(auth), _, Some(issued)) => {
-                let now = auth::unix_now();
-                let checked = issued.check(
-                    &snapshot.sealer,
-                    &snapshot.revocations,
-                    session.req_header(),
-                    now,
-                );
-                match checked {
-                    Ok((passed, key)) => {
-                        ctx.rate = passed.rate;
-                        ctx.principal = Some(passed.principal);
-                        ctx.upstream_credential = UpstreamCredential::placed(&auth.placement, &key);
-                        if ctx.upstream_credential.is_none() {
-                            // A service token no header can carry: never proxy without it.
-                            let body = error_json!(
-                                "bad_gateway",
-                                "the upstream's credential cannot be sent"
-                            );
-                            return respond::send(session, 502, body.into(), &self.cors(ctx)).await;
-                        }
-                        Ok(false)
-                    }
-                    Err(deny) => self.refuse(session, ctx, route, deny).await,
-                }
-            }
-            _ => Ok(false),
-        }
+        Ok(false)
     }
 
     async fn upstream_peer(
@@ -245,14 +158,12 @@ impl ProxyHttp for Gateway {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let (snapshot, index) = ctx
-            .routed
-            .as_ref()
+        let route = ctx
+            .route()
             .ok_or_else(|| Error::explain(ErrorType::InternalError, "no route"))?;
-        let peer = &snapshot.routes[*index].peer;
-        let peer = match peer.current() {
+        let peer = match route.peer.current() {
             Some(peer) => peer,
-            None => peer.resolve().await.map_err(|e| {
+            None => route.peer.resolve().await.map_err(|e| {
                 Error::explain(
                     ErrorType::ConnectNoRoute,
                     format!("cannot resolve the upstream: {e}"),
@@ -272,11 +183,14 @@ impl ProxyHttp for Gateway {
         let Some((snapshot, index)) = &ctx.routed else {
             return Error::e_explain(ErrorType::InternalError, "no route");
         };
-        let (route, compiled) = snapshot.route(*index);
-        if let Some(uri) = upstream_uri(route, ctx.path.as_deref(), &upstream_request.uri)? {
+        let route = &snapshot.routes[*index];
+        if let Some(uri) = route
+            .rewrite
+            .uri(ctx.path.as_deref(), &upstream_request.uri)?
+        {
             upstream_request.set_uri(uri);
         }
-        upstream_request.insert_header(HOST, compiled.host_header.clone())?;
+        upstream_request.insert_header(HOST, route.host_header.clone())?;
         let peer = session
             .client_addr()
             .and_then(|a| a.as_inet())
@@ -284,7 +198,7 @@ impl ProxyHttp for Gateway {
         forwarded::apply(upstream_request, snapshot.config.forwarded, peer)?;
         credential::apply(
             upstream_request,
-            route,
+            &route.spec,
             &snapshot.identity_names,
             ctx.principal.as_deref(),
             ctx.upstream_credential.as_ref(),
@@ -305,9 +219,9 @@ impl ProxyHttp for Gateway {
             // Tells any buffering proxy in front of us (nginx) to pass events on at once.
             response.insert_header("X-Accel-Buffering", "no")?;
             ctx.stream = true;
-            metrics::OPEN_STREAMS
-                .with_label_values(&[ctx.route_name()])
-                .inc();
+            if let Some(route) = ctx.route() {
+                route.metrics.open_streams.inc();
+            }
         }
         if let Some(origin) = &ctx.origin {
             for (name, value) in cors::response_headers(origin) {
@@ -328,7 +242,7 @@ impl ProxyHttp for Gateway {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let failure = classify(e);
+        let failure = respond::classify(e);
         if let Some(kind) = failure.upstream_kind {
             metrics::UPSTREAM_ERRORS
                 .with_label_values(&[ctx.route_name(), kind])
@@ -365,20 +279,23 @@ impl ProxyHttp for Gateway {
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
         connections::response_done(session);
-        let status = session.response_written().map(|r| r.status);
+        let status = session.response_written().map_or(0, |r| r.status.as_u16());
         // `as_str` reads a static table: counting a request formats nothing.
-        let status_label = status.as_ref().map_or("0", |s| s.as_str());
-        let route = ctx.route_name();
+        let status_label = session
+            .response_written()
+            .map_or("0", |r| r.status.as_str());
         let elapsed = ctx.started.elapsed();
-        metrics::REQUESTS
-            .with_label_values(&[route, status_label])
-            .inc();
-        metrics::LATENCY
-            .with_label_values(&[route])
-            .observe(elapsed.as_secs_f64());
-        if ctx.stream {
-            metrics::OPEN_STREAMS.with_label_values(&[route]).dec();
+        match ctx.route() {
+            Some(route) => {
+                route.metrics.count(status, status_label);
+                route.metrics.latency.observe(elapsed.as_secs_f64());
+                if ctx.stream {
+                    route.metrics.open_streams.dec();
+                }
+            }
+            None => UNROUTED.count(status, status_label),
         }
+        let route = ctx.route_name();
         let access_log = match &ctx.routed {
             Some((snapshot, _)) => snapshot.config.access_log,
             None => self.state.access_log(),
@@ -413,60 +330,75 @@ impl ProxyHttp for Gateway {
 }
 
 impl Gateway {
-    /// The bearer check, then (when the route exchanges tokens) the upstream's token.
-    /// Answers the request itself (`Ok(true)`) when it is refused.
-    async fn authorize(
+    /// One of the route's OAuth endpoints: the request's body read (bounded), the
+    /// authorization server asked, its answer written.
+    async fn oauth(
+        &self,
+        session: &mut Session,
+        server: &AuthServer,
+        endpoint: Endpoint,
+    ) -> Result<bool> {
+        let Some(body) = respond::read_body(session, MAX_OAUTH_BODY).await? else {
+            let answer = oauth::reply::error(413, "invalid_request", "the request is too large");
+            return respond::reply(session, answer).await;
+        };
+        let req = session.req_header();
+        let mut request = http::Request::new(body);
+        *request.method_mut() = req.method.clone();
+        *request.uri_mut() = req.uri.clone();
+        *request.headers_mut() = req.headers.clone();
+        if let Some(ip) = session.client_addr().and_then(|a| a.as_inet()) {
+            request.extensions_mut().insert(ClientIp(ip.ip()));
+        }
+        let answer = server.handle(endpoint, &request).await;
+        respond::reply(session, answer).await
+    }
+
+    /// The browser origin check: `Some(true)` when the request was answered here (a
+    /// refused origin, a preflight).
+    async fn cors(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        route: &Route,
-        compiled: &CompiledRoute,
-        bearer: &BearerAuth,
-        guard: &Guard,
-    ) -> Result<bool> {
-        let now = auth::unix_now();
-        let passed = match guard.check(bearer, session.req_header(), now).await {
-            Ok(passed) => passed,
-            Err(deny) => return self.refuse(session, ctx, route, deny).await,
-        };
-        ctx.rate = passed.rate;
-        if let (Some(params), Some(exchanger)) =
-            (&route.upstream_auth.token_exchange, &compiled.exchanger)
-        {
-            let token = auth::bearer_token(session.req_header()).unwrap_or_default();
-            let value = exchanger
-                .authorization(&guard.provider, params, token, &passed.principal, now)
-                .await;
-            let result = if value.is_some() { "ok" } else { "error" };
-            metrics::TOKEN_EXCHANGES
-                .with_label_values(&[&route.name, result])
-                .inc();
-            if value.is_none() {
-                ctx.principal = Some(passed.principal);
-                let body = error_json!(
-                    "bad_gateway",
-                    "the token for the upstream could not be obtained"
-                );
-                return respond::send(session, 502, body.into(), &self.cors(ctx)).await;
+        route: &CompiledRoute,
+    ) -> Result<Option<bool>> {
+        match cors::check(&route.spec.cors_origins, session.req_header()) {
+            cors::Verdict::NoOrigin => Ok(None),
+            cors::Verdict::Forbidden => {
+                metrics::AUTH_FAILURES
+                    .with_label_values(&[&route.spec.name, "origin_not_allowed"])
+                    .inc();
+                let body = error_json!("origin_not_allowed", "this origin may not call this route");
+                respond::error(session, 403, body).await.map(Some)
             }
-            ctx.upstream_credential = value.map(UpstreamCredential::authorization);
+            cors::Verdict::Allowed(origin) => {
+                let preflight = cors::is_preflight(session.req_header());
+                ctx.origin = Some(origin);
+                if !preflight {
+                    return Ok(None);
+                }
+                let mut headers = ctx.cors();
+                headers.extend(cors::preflight_headers());
+                respond::send(session, 204, Bytes::new(), &headers)
+                    .await
+                    .map(Some)
+            }
         }
-        ctx.principal = Some(passed.principal);
-        Ok(false)
     }
 
     async fn refuse(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
-        route: &Route,
+        route: &CompiledRoute,
         deny: Deny,
     ) -> Result<bool> {
+        let name = &route.spec.name;
         metrics::AUTH_FAILURES
-            .with_label_values(&[&route.name, deny.reason])
+            .with_label_values(&[name, deny.reason])
             .inc();
-        info!(target: "mcpgate::auth", "route={} refused ({}): {}", route.name, deny.status, deny.reason);
-        let mut headers = self.cors(ctx);
+        info!(target: "mcpgate::auth", "route={name} refused ({}): {}", deny.status, deny.reason);
+        let mut headers = ctx.cors();
         if let Some(challenge) = deny.challenge {
             headers.push((WWW_AUTHENTICATE, challenge));
         }
@@ -475,178 +407,5 @@ impl Gateway {
         }
         ctx.principal = deny.principal;
         respond::send(session, deny.status, deny.body, &headers).await
-    }
-
-    /// CORS headers for a response the gateway writes itself.
-    fn cors(&self, ctx: &RequestCtx) -> Vec<(HeaderName, HeaderValue)> {
-        ctx.origin
-            .as_ref()
-            .map(|o| cors::response_headers(o).to_vec())
-            .unwrap_or_default()
-    }
-}
-
-/// RFC 9728: the metadata of the protected route the request's path names, answered
-/// without a token. A preflight gets open CORS; an unprotected route has no document.
-async fn resource_metadata(session: &mut Session, document: Option<Bytes>) -> Result<bool> {
-    if cors::is_preflight(session.req_header()) {
-        let mut headers = cors::preflight_headers().to_vec();
-        headers.push((
-            http::header::ACCESS_CONTROL_ALLOW_ORIGIN,
-            HeaderValue::from_static("*"),
-        ));
-        return respond::send(session, 204, Bytes::new(), &headers).await;
-    }
-    match document {
-        Some(body) => respond::document(session, body).await,
-        None => {
-            let body = error_json!("not_found", "no protected resource at this path");
-            respond::error(session, 404, body).await
-        }
-    }
-}
-
-/// The request's URI rewritten for the upstream: its canonical path (when the client's was
-/// not), the route's prefix stripped (unless `strip_prefix: false`) and the upstream's base
-/// path put in front; the query as sent. `None`: unchanged.
-fn upstream_uri(route: &Route, canonical: Option<&str>, uri: &Uri) -> Result<Option<Uri>> {
-    let path = canonical.unwrap_or(uri.path());
-    let rest = if route.strip_prefix && route.prefix != "/" {
-        path.get(route.prefix.len()..).unwrap_or("")
-    } else {
-        path
-    };
-    let base = route.upstream.base_path.as_str();
-    if base.is_empty() && rest.len() == path.len() && uri.scheme().is_none() && canonical.is_none()
-    {
-        return Ok(None);
-    }
-    let query = uri.query();
-    let mut target =
-        String::with_capacity(base.len() + rest.len() + query.map_or(0, |q| q.len() + 2));
-    target.push_str(base);
-    target.push_str(rest);
-    if target.is_empty() {
-        target.push('/');
-    }
-    if let Some(q) = query {
-        target.push('?');
-        target.push_str(q);
-    }
-    Uri::try_from(target).map(Some).or_err(
-        ErrorType::InvalidHTTPHeader,
-        "rewritten upstream path is not a valid URI",
-    )
-}
-
-/// What a failed request becomes: status, OAuth-style error body, and the upstream-error kind.
-struct Failure {
-    status: u16,
-    body: &'static str,
-    upstream_kind: Option<&'static str>,
-}
-
-fn classify(e: &Error) -> Failure {
-    use ErrorType::*;
-    let fail = |status, body, upstream_kind| Failure {
-        status,
-        body,
-        upstream_kind,
-    };
-    let unreachable = error_json!("bad_gateway", "the upstream is unreachable");
-    let tls = error_json!("bad_gateway", "the TLS handshake with the upstream failed");
-    let protocol = error_json!(
-        "bad_gateway",
-        "the upstream sent an invalid response or closed the connection"
-    );
-    match (e.esource(), e.etype()) {
-        (_, HTTPStatus(code)) => fail(
-            *code,
-            error_json!("http_error", "the request could not be served"),
-            None,
-        ),
-        (ErrorSource::Upstream, ConnectTimedout | TLSHandshakeTimedout) => fail(
-            504,
-            error_json!(
-                "gateway_timeout",
-                "the upstream did not accept the connection in time"
-            ),
-            Some("timeout"),
-        ),
-        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => fail(
-            504,
-            error_json!("gateway_timeout", "the upstream did not answer in time"),
-            Some("timeout"),
-        ),
-        (
-            ErrorSource::Upstream,
-            ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError,
-        ) => fail(502, unreachable, Some("connect")),
-        (
-            ErrorSource::Upstream,
-            TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup,
-        ) => fail(502, tls, Some("tls")),
-        (ErrorSource::Upstream, _) => fail(502, protocol, Some("protocol")),
-        // The client is gone or stalled: nobody to answer.
-        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed)
-        | (ErrorSource::Downstream, ReadTimedout | WriteTimedout) => fail(0, "", None),
-        (ErrorSource::Downstream, _) => fail(
-            400,
-            error_json!("invalid_request", "the request is malformed"),
-            None,
-        ),
-        _ => fail(
-            500,
-            error_json!("server_error", "the gateway failed to serve the request"),
-            None,
-        ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::Config;
-    use std::path::Path;
-
-    fn route(prefix: &str, upstream: &str, strip: bool) -> Route {
-        let yaml = format!(
-            "listen: 127.0.0.1:1\nroutes:\n  - prefix: {prefix}\n    upstream: {upstream}\n    strip_prefix: {strip}\n    auth: none\n"
-        );
-        Config::from_yaml(&yaml, Path::new("."), &|_| None)
-            .unwrap()
-            .routes
-            .remove(0)
-    }
-
-    fn rewrite(r: &Route, uri: &str) -> String {
-        let uri: Uri = uri.parse().unwrap();
-        upstream_uri(r, None, &uri)
-            .unwrap()
-            .map_or(uri.to_string(), |u| u.to_string())
-    }
-
-    #[test]
-    fn rewrites_paths() {
-        let r = route("/mcp/a", "http://127.0.0.1:2/mcp", true);
-        assert_eq!(rewrite(&r, "/mcp/a"), "/mcp");
-        assert_eq!(rewrite(&r, "/mcp/a/x?y=1"), "/mcp/x?y=1");
-        let r = route("/mcp/a", "http://127.0.0.1:2", true);
-        assert_eq!(rewrite(&r, "/mcp/a"), "/");
-        assert_eq!(rewrite(&r, "/mcp/a?q"), "/?q");
-        let r = route("/mcp/a", "http://127.0.0.1:2", false);
-        assert_eq!(rewrite(&r, "/mcp/a/x?q"), "/mcp/a/x?q");
-        let r = route("/", "http://127.0.0.1:2/base", true);
-        assert_eq!(rewrite(&r, "/x"), "/base/x");
-    }
-
-    #[test]
-    fn classifies_failures() {
-        let e = Error::new(ErrorType::ConnectRefused).into_up();
-        assert_eq!(classify(&e).status, 502);
-        let e = Error::new(ErrorType::ReadTimedout).into_up();
-        assert_eq!(classify(&e).status, 504);
-        let e = Error::new(ErrorType::ConnectionClosed).into_down();
-        assert_eq!(classify(&e).status, 0);
     }
 }

@@ -1,4 +1,5 @@
-//! mcpgate: an OAuth gateway for MCP servers, on Pingora. See DESIGN.md for the map.
+//! mcpgate: an OAuth gateway for MCP servers, on Pingora. The README's Development section
+//! is the map of these modules.
 
 #[macro_use]
 pub mod respond;
@@ -13,8 +14,10 @@ pub mod json;
 pub mod logging;
 pub mod metrics;
 pub mod oauth;
+pub mod route;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
 pub mod target;
 pub mod upstream;
+pub mod wellknown;

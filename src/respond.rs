@@ -5,6 +5,7 @@ use http::{HeaderName, HeaderValue};
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use pingora::{ErrorSource, ErrorType};
 
 /// An OAuth-style error body, `{"error":"…","error_description":"…"}`, rendered at compile
 /// time so that answering a flood of bad requests formats and allocates nothing. The
@@ -21,14 +22,9 @@ macro_rules! error_json {
     };
 }
 
-/// Writes a whole JSON response. Returns `Ok(true)`, the value `request_filter` returns
-/// when it has answered the request itself.
-pub async fn json(session: &mut Session, status: u16, body: Bytes) -> Result<bool> {
-    send(session, status, body, &[]).await
-}
-
 /// Writes a whole JSON response with `extra` headers (challenges, CORS, rate limits).
-/// An empty body is sent without a content type (a 204 preflight answer).
+/// An empty body is sent without a content type (a 204 preflight answer). Returns
+/// `Ok(true)`, the value `request_filter` returns when it has answered the request itself.
 pub async fn send(
     session: &mut Session,
     status: u16,
@@ -45,82 +41,27 @@ pub async fn send(
     for (name, value) in extra {
         header.append_header(name.clone(), value.clone())?;
     }
+    write(session, header, body).await
+}
+
+/// Writes a response value (an OAuth endpoint's answer, a discovery document).
+pub async fn reply(session: &mut Session, reply: http::Response<Bytes>) -> Result<bool> {
+    let (parts, body) = reply.into_parts();
+    let mut header = ResponseHeader::build(parts.status, Some(parts.headers.len() + 1))?;
+    for (name, value) in &parts.headers {
+        header.append_header(name.clone(), value.clone())?;
+    }
+    header.insert_header("Content-Length", body.len())?;
+    write(session, header, body).await
+}
+
+async fn write(session: &mut Session, header: ResponseHeader, body: Bytes) -> Result<bool> {
     session
         .write_response_header(Box::new(header), body.is_empty())
         .await?;
     if !body.is_empty() {
         session.write_response_body(Some(body), true).await?;
     }
-    Ok(true)
-}
-
-/// Writes a public, cacheable JSON document that any origin may read (discovery metadata).
-pub async fn document(session: &mut Session, body: Bytes) -> Result<bool> {
-    let mut header = ResponseHeader::build(200, Some(5))?;
-    header.insert_header("Content-Type", "application/json")?;
-    header.insert_header("X-Content-Type-Options", "nosniff")?;
-    header.insert_header("Content-Length", body.len())?;
-    header.insert_header("Cache-Control", "public, max-age=3600")?;
-    header.insert_header("Access-Control-Allow-Origin", "*")?;
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session.write_response_body(Some(body), true).await?;
-    Ok(true)
-}
-
-/// A `302` to `location` (an OAuth redirect); never cached.
-pub async fn redirect(session: &mut Session, location: &str) -> Result<bool> {
-    redirect_with_cookies(session, location, &[]).await
-}
-
-/// A `302` that also sets cookies (`Set-Cookie` values).
-pub async fn redirect_with_cookies(
-    session: &mut Session,
-    location: &str,
-    cookies: &[&str],
-) -> Result<bool> {
-    let mut header = ResponseHeader::build(302, Some(4 + cookies.len()))?;
-    header.insert_header("Location", location)?;
-    for cookie in cookies {
-        header.append_header("Set-Cookie", *cookie)?;
-    }
-    header.insert_header("Content-Length", 0)?;
-    header.insert_header("Cache-Control", "no-store")?;
-    session
-        .write_response_header(Box::new(header), true)
-        .await?;
-    Ok(true)
-}
-
-/// An HTML page the gateway shows a user (consent, errors): never framed, never cached,
-/// no scripts. `cookie` is a `Set-Cookie` value.
-pub async fn html(
-    session: &mut Session,
-    status: u16,
-    page: String,
-    cookie: Option<&str>,
-) -> Result<bool> {
-    let mut header = ResponseHeader::build(status, Some(9))?;
-    header.insert_header("Content-Type", "text/html; charset=utf-8")?;
-    header.insert_header("X-Content-Type-Options", "nosniff")?;
-    header.insert_header("Content-Length", page.len())?;
-    header.insert_header("Cache-Control", "no-store")?;
-    header.insert_header("X-Frame-Options", "DENY")?;
-    header.insert_header(
-        "Content-Security-Policy",
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self' https: http:; frame-ancestors 'none'",
-    )?;
-    header.insert_header("Referrer-Policy", "no-referrer")?;
-    if let Some(cookie) = cookie {
-        header.insert_header("Set-Cookie", cookie)?;
-    }
-    session
-        .write_response_header(Box::new(header), false)
-        .await?;
-    session
-        .write_response_body(Some(Bytes::from(page)), true)
-        .await?;
     Ok(true)
 }
 
@@ -136,28 +77,104 @@ pub async fn read_body(session: &mut Session, limit: usize) -> Result<Option<Byt
     Ok(Some(body.freeze()))
 }
 
-/// `400 invalid_request` with a description of what is wrong with the request's target or
-/// headers (a fixed text: nothing the client sent is echoed).
-pub async fn invalid_request(session: &mut Session, why: &'static str) -> Result<bool> {
-    let body = serde_json::json!({"error": "invalid_request", "error_description": why});
-    json(session, 400, Bytes::from(body.to_string())).await
-}
-
 /// Writes an error response, unless a response has already begun (then nothing can be said).
 pub async fn error(session: &mut Session, status: u16, body: &'static str) -> Result<bool> {
     if session.response_written().is_some() {
         return Ok(true);
     }
-    json(session, status, Bytes::from_static(body.as_bytes())).await
+    send(session, status, Bytes::from_static(body.as_bytes()), &[]).await
+}
+
+/// `400 invalid_request` with a description of what is wrong with the request's target or
+/// headers (a fixed text: nothing the client sent is echoed).
+pub async fn invalid_request(session: &mut Session, why: &'static str) -> Result<bool> {
+    let body = serde_json::json!({"error": "invalid_request", "error_description": why});
+    send(session, 400, Bytes::from(body.to_string()), &[]).await
+}
+
+/// What a failed request becomes: status, OAuth-style error body, and the upstream-error kind.
+pub struct Failure {
+    pub status: u16,
+    pub body: &'static str,
+    pub upstream_kind: Option<&'static str>,
+}
+
+pub fn classify(e: &Error) -> Failure {
+    use ErrorType::*;
+    let fail = |status, body, upstream_kind| Failure {
+        status,
+        body,
+        upstream_kind,
+    };
+    let unreachable = error_json!("bad_gateway", "the upstream is unreachable");
+    let tls = error_json!("bad_gateway", "the TLS handshake with the upstream failed");
+    let protocol = error_json!(
+        "bad_gateway",
+        "the upstream sent an invalid response or closed the connection"
+    );
+    match (e.esource(), e.etype()) {
+        (_, HTTPStatus(code)) => fail(
+            *code,
+            error_json!("http_error", "the request could not be served"),
+            None,
+        ),
+        (ErrorSource::Upstream, ConnectTimedout | TLSHandshakeTimedout) => fail(
+            504,
+            error_json!(
+                "gateway_timeout",
+                "the upstream did not accept the connection in time"
+            ),
+            Some("timeout"),
+        ),
+        (ErrorSource::Upstream, ReadTimedout | WriteTimedout) => fail(
+            504,
+            error_json!("gateway_timeout", "the upstream did not answer in time"),
+            Some("timeout"),
+        ),
+        (
+            ErrorSource::Upstream,
+            ConnectRefused | ConnectNoRoute | ConnectError | SocketError | BindError,
+        ) => fail(502, unreachable, Some("connect")),
+        (
+            ErrorSource::Upstream,
+            TLSHandshakeFailure | InvalidCert | HandshakeError | TLSWantX509Lookup,
+        ) => fail(502, tls, Some("tls")),
+        (ErrorSource::Upstream, _) => fail(502, protocol, Some("protocol")),
+        // The client is gone or stalled: nobody to answer.
+        (ErrorSource::Downstream, ReadError | WriteError | ConnectionClosed)
+        | (ErrorSource::Downstream, ReadTimedout | WriteTimedout) => fail(0, "", None),
+        (ErrorSource::Downstream, _) => fail(
+            400,
+            error_json!("invalid_request", "the request is malformed"),
+            None,
+        ),
+        _ => fail(
+            500,
+            error_json!("server_error", "the gateway failed to serve the request"),
+            None,
+        ),
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
     fn error_json_is_valid_json() {
         let v: serde_json::Value =
             serde_json::from_str(error_json!("not_found", "no route")).unwrap();
         assert_eq!(v["error"], "not_found");
         assert_eq!(v["error_description"], "no route");
+    }
+
+    #[test]
+    fn classifies_failures() {
+        let e = Error::new(ErrorType::ConnectRefused).into_up();
+        assert_eq!(classify(&e).status, 502);
+        let e = Error::new(ErrorType::ReadTimedout).into_up();
+        assert_eq!(classify(&e).status, 504);
+        let e = Error::new(ErrorType::ConnectionClosed).into_down();
+        assert_eq!(classify(&e).status, 0);
     }
 }

@@ -7,60 +7,36 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use bytes::Bytes;
-use http::HeaderValue;
 use log::{info, warn};
 
 use crate::auth::provider::Provider;
-use crate::auth::rate_limit::RateLimiter;
-use crate::auth::Guard;
-use crate::config::{Auth, Config, ConfigError, Route, SealKeys};
+use crate::config::{Auth, Config, ConfigError, SealKeys};
 use crate::metrics;
 use crate::oauth::cimd;
-use crate::oauth::facade::{Facade, UsedCodes};
-use crate::oauth::issued::{IssuedGuard, Revocations};
-use crate::oauth::metadata;
+use crate::oauth::issued::Revocations;
 use crate::oauth::seal::Sealer;
+use crate::oauth::server::Shared;
 use crate::oauth::service::Service;
+use crate::route::{CompiledRoute, Context};
 use crate::routing::Router;
-use crate::upstream::credential::{Exchanger, IdentityNames};
-use crate::upstream::peer::UpstreamPeer;
-use crate::upstream::spawn::{SpawnKey, SpawnState, Supervisor};
+use crate::upstream::credential::IdentityNames;
+use crate::upstream::spawn::{SpawnKey, Supervisor};
 
 pub struct Snapshot {
+    /// The validated configuration; its routes live on in `routes`.
     pub config: Config,
     pub router: Router,
-    /// Indexed like `config.routes`.
     pub routes: Vec<CompiledRoute>,
     /// By name; shared with the next snapshot when their settings do not change.
     pub providers: BTreeMap<String, Arc<Provider>>,
-    pub sealer: Arc<Sealer>,
-    /// Codes redeemed, kept across reloads.
-    pub used_codes: Arc<UsedCodes>,
-    /// Client ID metadata documents, fetched and cached.
-    pub client_documents: cimd::Fetcher,
     /// Downstream OAuth services of chained routes, by name.
-    pub services: BTreeMap<String, Service>,
+    pub services: BTreeMap<String, Arc<Service>>,
+    /// The seal key, codes redeemed and client documents, for every authorization server.
+    pub shared: Shared,
     /// Grants of issued tokens revoked on this process, kept across reloads.
     pub revocations: Arc<Revocations>,
     /// Identity headers no client may send through any route.
     pub identity_names: IdentityNames,
-}
-
-pub struct CompiledRoute {
-    pub peer: UpstreamPeer,
-    /// The `Host` header sent upstream, built once.
-    pub host_header: HeaderValue,
-    pub spawned: Option<(SpawnKey, Arc<SpawnState>)>,
-    /// The bearer check (`auth` with a provider).
-    pub guard: Option<Guard>,
-    /// The check of the gateway's own tokens (passthrough and chained routes).
-    pub issued: Option<IssuedGuard>,
-    pub exchanger: Option<Arc<Exchanger>>,
-    /// The route's protected resource metadata document (RFC 9728), when it is protected.
-    pub resource_metadata: Option<Bytes>,
-    /// The gateway's authorization server for the route (`oauth: broker`).
-    pub facade: Option<Facade>,
 }
 
 impl Snapshot {
@@ -68,7 +44,7 @@ impl Snapshot {
     /// JWKS files). Providers, rate-limit state and exchanged tokens whose settings did not
     /// change are taken over from `previous`, so a reload loses no keys and resets no limit.
     pub fn build(
-        config: Config,
+        mut config: Config,
         supervisor: &Supervisor,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
@@ -87,18 +63,8 @@ impl Snapshot {
             };
             providers.insert(name.clone(), provider);
         }
-        let routes = config
-            .routes
-            .iter()
-            .enumerate()
-            .map(|(i, route)| {
-                let at = format!("routes[{i}]");
-                let old = previous.and_then(|p| p.find_route(&route.name));
-                compile(route, &at, supervisor, &config.public_url, &providers, old)
-            })
-            .collect::<Result<Vec<_>, _>>()?;
         let sealer = match (&config.seal_keys, previous) {
-            (keys, Some(p)) if keys == &p.config.seal_keys => p.sealer.clone(),
+            (keys, Some(p)) if keys == &p.config.seal_keys => p.shared.sealer.clone(),
             (keys, _) => {
                 let seals = config.providers.values().any(|p| p.brokers)
                     || config
@@ -111,7 +77,12 @@ impl Snapshot {
         let services = config
             .oauth_services
             .iter()
-            .map(|(name, settings)| Ok((name.clone(), Service::new(name, settings.clone())?)))
+            .map(|(name, settings)| {
+                Ok((
+                    name.clone(),
+                    Arc::new(Service::new(name, settings.clone())?),
+                ))
+            })
             .collect::<Result<_, ConfigError>>()?;
         let documents = &config.client_metadata_documents;
         let roots = match &documents.ca_file {
@@ -123,14 +94,39 @@ impl Snapshot {
                 .map_err(|e| ConfigError::new("client_metadata_documents.ca_file", e))?,
             None => Vec::new(),
         };
-        Ok(Snapshot {
-            client_documents: cimd::Fetcher::new(documents.allow_private_addresses, roots),
-            router: Router::new(&config.routes),
-            identity_names: IdentityNames::new(&config.routes),
-            used_codes: previous.map(|p| p.used_codes.clone()).unwrap_or_default(),
-            revocations: previous.map(|p| p.revocations.clone()).unwrap_or_default(),
-            services,
+        let shared = Shared {
             sealer,
+            used_codes: previous
+                .map(|p| p.shared.used_codes.clone())
+                .unwrap_or_default(),
+            documents: Arc::new(cimd::Fetcher::new(documents.allow_private_addresses, roots)),
+        };
+        let revocations: Arc<Revocations> =
+            previous.map(|p| p.revocations.clone()).unwrap_or_default();
+        let router = Router::new(&config.routes);
+        let identity_names = IdentityNames::new(&config.routes);
+        let cx = Context {
+            supervisor,
+            public_url: &config.public_url,
+            providers: &providers,
+            services: &services,
+            shared: &shared,
+            revocations: &revocations,
+        };
+        let routes = std::mem::take(&mut config.routes)
+            .into_iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let old = previous.and_then(|p| p.find_route(&route.name));
+                CompiledRoute::compile(route, &format!("routes[{i}]"), &cx, old)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Snapshot {
+            router,
+            identity_names,
+            revocations,
+            services,
+            shared,
             config,
             routes,
             providers,
@@ -146,13 +142,8 @@ impl Snapshot {
         }
     }
 
-    fn find_route(&self, name: &str) -> Option<(&Route, &CompiledRoute)> {
-        let i = self.config.routes.iter().position(|r| r.name == name)?;
-        Some(self.route(i))
-    }
-
-    pub fn route(&self, index: usize) -> (&Route, &CompiledRoute) {
-        (&self.config.routes[index], &self.routes[index])
+    fn find_route(&self, name: &str) -> Option<&CompiledRoute> {
+        self.routes.iter().find(|r| r.spec.name == name)
     }
 
     /// Every spawned upstream this snapshot routes to, once each.
@@ -168,13 +159,11 @@ impl Snapshot {
 
     /// Resolves every upstream given by host name (after a load, then periodically).
     pub async fn refresh_dns(&self) {
-        for (route, compiled) in self.config.routes.iter().zip(&self.routes) {
-            if compiled.peer.is_dns() {
-                if let Err(e) = compiled.peer.resolve().await {
-                    warn!(
-                        "route {}: cannot resolve `{}`: {e}",
-                        route.name, route.upstream.host
-                    );
+        for route in &self.routes {
+            if route.peer.is_dns() {
+                if let Err(e) = route.peer.resolve().await {
+                    let (name, host) = (&route.spec.name, &route.spec.upstream.host);
+                    warn!("route {name}: cannot resolve `{host}`: {e}");
                 }
             }
         }
@@ -188,124 +177,6 @@ impl Snapshot {
             .all(|(_, state)| state.is_ready())
             && self.providers.values().all(|p| p.is_loaded())
     }
-}
-
-fn compile(
-    route: &Route,
-    at: &str,
-    supervisor: &Supervisor,
-    public_url: &str,
-    providers: &BTreeMap<String, Arc<Provider>>,
-    old: Option<(&Route, &CompiledRoute)>,
-) -> Result<CompiledRoute, ConfigError> {
-    let peer = UpstreamPeer::new(route, at)?;
-    let host_header = HeaderValue::from_str(&route.upstream.authority).map_err(|_| {
-        ConfigError::new(format!("{at}.upstream"), "host is not a valid Host header")
-    })?;
-    let spawned = match &route.spawn {
-        Some(spawn) => {
-            // Loopback only (checked by validation), so this asks no DNS server.
-            let addr = peer.resolve_blocking().map_err(|e| {
-                ConfigError::new(format!("{at}.upstream"), format!("cannot resolve: {e}"))
-            })?;
-            let key = SpawnKey::new(addr, spawn);
-            let state = supervisor.state_for(&key);
-            Some((key, state))
-        }
-        None => None,
-    };
-    let limiter = rate_limiter(route, old);
-    let metadata = format!(
-        "{public_url}/.well-known/oauth-protected-resource{}",
-        if route.prefix == "/" {
-            ""
-        } else {
-            &route.prefix
-        }
-    );
-    let (guard, issued) = match &route.auth {
-        Auth::None => (None, None),
-        Auth::Issued(auth) => {
-            let issued = IssuedGuard::new(&route.name, auth, &metadata, limiter)
-                .map_err(|_| ConfigError::new(format!("{at}.prefix"), "cannot be in a header"))?;
-            (None, Some(issued))
-        }
-        Auth::Bearer(bearer) => {
-            let provider = providers[&bearer.provider].clone();
-            let needs_subject = limiter.is_some() || route.upstream_auth.identity.is_some();
-            let guard =
-                Guard::new(bearer, &metadata, provider, limiter, needs_subject).map_err(|_| {
-                    ConfigError::new(
-                        format!("{at}.auth.scopes"),
-                        "a scope has characters a WWW-Authenticate header cannot carry",
-                    )
-                })?;
-            (Some(guard), None)
-        }
-    };
-    let exchanger = route.upstream_auth.token_exchange.as_ref().map(|te| {
-        // Exchanged tokens stay valid only while the route and its provider are unchanged.
-        let same_provider = |c: &CompiledRoute| match (&c.guard, &guard) {
-            (Some(a), Some(b)) => Arc::ptr_eq(&a.provider, &b.provider),
-            _ => false,
-        };
-        old.filter(|(r, c)| {
-            r.upstream_auth.token_exchange.as_ref() == Some(te)
-                && r.auth == route.auth
-                && same_provider(c)
-        })
-        .and_then(|(_, c)| c.exchanger.clone())
-        .unwrap_or_default()
-    });
-    let facade = Facade::for_route(public_url, route);
-    let resource_metadata = match (&route.auth, &guard, &facade) {
-        (Auth::Bearer(bearer), Some(guard), None) => Some(metadata::resource_document(
-            public_url,
-            route,
-            &bearer.scopes,
-            &guard.provider.config.issuer,
-        )),
-        (Auth::Bearer(bearer), _, Some(facade)) => Some(metadata::resource_document(
-            public_url,
-            route,
-            &bearer.scopes,
-            &facade.issuer,
-        )),
-        (Auth::Issued(_), _, Some(facade)) => Some(metadata::resource_document(
-            public_url,
-            route,
-            &[],
-            &facade.issuer,
-        )),
-        _ => None,
-    };
-    Ok(CompiledRoute {
-        peer,
-        host_header,
-        spawned,
-        guard,
-        issued,
-        exchanger,
-        resource_metadata,
-        facade,
-    })
-}
-
-/// The route's rate limiter: the previous snapshot's (with its state) when the limit did
-/// not change, else a new one.
-fn rate_limiter(route: &Route, old: Option<(&Route, &CompiledRoute)>) -> Option<Arc<RateLimiter>> {
-    let limit = route.auth.rate_limit()?;
-    let kept = old.and_then(|(r, c)| {
-        let limiter = match (&c.guard, &c.issued) {
-            (Some(g), _) => g.rate_limiter.as_ref(),
-            (_, Some(i)) => i.rate_limiter.as_ref(),
-            _ => None,
-        };
-        limiter
-            .filter(|_| r.auth.rate_limit() == Some(limit))
-            .cloned()
-    });
-    Some(kept.unwrap_or_else(|| Arc::new(RateLimiter::new(limit.clone()))))
 }
 
 /// The sealer for `keys`; without a configured key, one random key for the whole process
@@ -374,7 +245,7 @@ impl GatewayState {
         info!(
             "reloaded {}: {} routes",
             self.config_path.display(),
-            new.config.routes.len()
+            new.routes.len()
         );
         self.current.store(Arc::new(new));
         metrics::RELOADS.with_label_values(&["ok"]).inc();

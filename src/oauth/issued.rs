@@ -5,24 +5,26 @@
 
 use std::sync::Arc;
 
-use bytes::Bytes;
+use async_trait::async_trait;
 use log::warn;
 use pingora::http::RequestHeader;
-use pingora::prelude::*;
-use pingora::proxy::Session;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::facade::{cors_open, json_error, Broker, Refresh};
+use super::params::Params;
+use super::pkce::random_token;
+use super::records::Refresh;
+use super::reply::{self, Reply};
 use super::seal::{Purpose, Sealer};
+use super::server::AuthServer;
 use super::service::Service;
+use super::signin::Tokens;
 use crate::auth::cache::{digest, SlotCache};
 use crate::auth::principal::Principal;
 use crate::auth::provider::{IdpEndpoint, IdpError};
 use crate::auth::rate_limit::RateLimiter;
 use crate::auth::{bearer_token, limit, unix_now, Challenges, Deny, Passed, Reject};
 use crate::config::{IssuedAuth, Strategy};
-use crate::respond;
 
 /// Revoked grants remembered on this process.
 const REVOKED_GRANTS: usize = 65_536;
@@ -77,6 +79,8 @@ pub struct IssuedGuard {
     raw: bool,
     pub rate_limiter: Option<Arc<RateLimiter>>,
     challenges: Challenges,
+    sealer: Arc<Sealer>,
+    revocations: Arc<Revocations>,
 }
 
 impl IssuedGuard {
@@ -85,28 +89,29 @@ impl IssuedGuard {
         auth: &IssuedAuth,
         resource_metadata: &str,
         rate_limiter: Option<Arc<RateLimiter>>,
+        sealer: Arc<Sealer>,
+        revocations: Arc<Revocations>,
     ) -> Result<IssuedGuard, http::header::InvalidHeaderValue> {
         Ok(IssuedGuard {
             route: route.to_string(),
             raw: matches!(&auth.strategy, Strategy::Passthrough(p) if p.raw),
             rate_limiter,
             challenges: Challenges::new(resource_metadata, &[])?,
+            sealer,
+            revocations,
         })
     }
 
     /// Opens the token; says who passed and what the upstream gets.
-    pub fn check(
-        &self,
-        sealer: &Sealer,
-        revocations: &Revocations,
-        req: &RequestHeader,
-        now: u64,
-    ) -> Result<(Passed, String), Deny> {
+    pub fn check(&self, req: &RequestHeader, now: u64) -> Result<(Passed, String), Deny> {
         let token = bearer_token(req).map_err(|r| self.challenges.reject(r))?;
         let (grant, credential) = if self.raw {
-            (pseudonym(sealer, &self.route, token), token.to_string())
+            (
+                pseudonym(&self.sealer, &self.route, token),
+                token.to_string(),
+            )
         } else {
-            let access = self.open(sealer, revocations, token, now)?;
+            let access = self.open(token, now)?;
             (access.g, access.k)
         };
         let principal = Arc::new(Principal::subject_only(format!("grant:{grant}")));
@@ -114,15 +119,9 @@ impl IssuedGuard {
         Ok((passed, credential))
     }
 
-    fn open(
-        &self,
-        sealer: &Sealer,
-        revocations: &Revocations,
-        token: &str,
-        now: u64,
-    ) -> Result<Access, Deny> {
+    fn open(&self, token: &str, now: u64) -> Result<Access, Deny> {
         let reject = |r| Err(self.challenges.reject(r));
-        let Some(access) = sealer.open::<Access>(Purpose::Access, token) else {
+        let Some(access) = self.sealer.open::<Access>(Purpose::Access, token) else {
             // A changed byte, another key, another kind of token: all the same to us.
             return reject(Reject::Malformed);
         };
@@ -132,7 +131,7 @@ impl IssuedGuard {
         if access.exp <= now {
             return reject(Reject::Expired);
         }
-        if revocations.is_revoked(&self.route, &access.g, now) {
+        if self.revocations.is_revoked(&self.route, &access.g, now) {
             return reject(Reject::Revoked);
         }
         Ok(access)
@@ -165,149 +164,182 @@ fn service_lifetime(got: &Map<String, Value>) -> Option<u64> {
     })
 }
 
-impl Broker<'_> {
-    /// A redeemed code of an issued route: tokens for a new grant.
-    pub(super) async fn issue(
-        &self,
-        session: &mut Session,
-        auth: &IssuedAuth,
-        got: &Map<String, Value>,
-        client_id: &str,
-        grant: &str,
-    ) -> Result<bool> {
-        let text = |k: &str| got.get(k).and_then(Value::as_str).unwrap_or_default();
-        let body = match &auth.strategy {
-            Strategy::Passthrough(p) if p.raw => {
-                let answer = json!({"access_token": text("key"), "token_type": "Bearer"});
-                Bytes::from(answer.to_string())
-            }
-            Strategy::Passthrough(_) => {
-                let key = text("key");
-                self.mint(auth, client_id, grant, key, None, key)
-            }
-            Strategy::Chained { .. } => {
-                let refresh = got.get("refresh_token").and_then(Value::as_str);
-                let lifetime = service_lifetime(got);
-                self.mint(
-                    auth,
-                    client_id,
-                    grant,
-                    text("access_token"),
-                    lifetime,
-                    refresh.unwrap_or_default(),
-                )
-            }
-        };
-        respond::send(session, 200, body, &cors_open()).await
-    }
+/// The gateway's own tokens (passthrough and chained routes): sealed access tokens that
+/// carry the upstream's credential, and refresh tokens that carry what renews it.
+pub struct IssuedTokens {
+    access_ttl: u64,
+    refresh_ttl: u64,
+    /// The key itself is the access token (`passthrough.raw`).
+    raw: bool,
+    /// Chained routes: the service that refreshes the credential.
+    service: Option<Arc<Service>>,
+    revocations: Arc<Revocations>,
+}
 
-    /// A refresh on an issued route: the passthrough key sealed again, or the downstream
-    /// service's tokens refreshed there (a rotated refresh token is sealed in its turn).
-    pub(super) async fn refresh_issued(
-        &self,
-        session: &mut Session,
-        (auth, service, revocations): (&IssuedAuth, Option<&Service>, &Revocations),
-        refresh: Refresh,
-    ) -> Result<bool> {
-        let now = unix_now();
-        let live = refresh.exp.is_some_and(|exp| exp > now);
-        let grant = refresh.grant.as_deref().unwrap_or_default();
-        if !live || grant.is_empty() || revocations.is_revoked(&self.facade.route, grant, now) {
-            let why = "the refresh token is expired or revoked";
-            return json_error(session, 400, "invalid_grant", why).await;
+impl IssuedTokens {
+    pub fn new(
+        auth: &IssuedAuth,
+        revocations: Arc<Revocations>,
+        service: Option<Arc<Service>>,
+    ) -> IssuedTokens {
+        IssuedTokens {
+            access_ttl: auth.access_ttl.as_secs(),
+            refresh_ttl: auth.refresh_ttl.as_secs(),
+            raw: matches!(&auth.strategy, Strategy::Passthrough(p) if p.raw),
+            service,
+            revocations,
         }
-        let client_id = refresh.client_id.as_str();
-        let body = match (&auth.strategy, service) {
-            (Strategy::Chained { .. }, Some(service)) => {
-                // The client's `scope` stays here: it names the gateway's scopes, not the
-                // service's, which keeps the scopes it granted.
-                let grant_form = [
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.token.as_str()),
-                ];
-                let got = match service.grant(&grant_form).await {
-                    Ok(got) => got,
-                    Err(IdpError::Refused(code)) => {
-                        warn!(
-                            "route {}: the service refused a refresh: {code}",
-                            self.facade.route
-                        );
-                        let why = "the service refused the refresh";
-                        return json_error(session, 400, "invalid_grant", why).await;
-                    }
-                    Err(IdpError::Failed(e)) => {
-                        return self.idp_unreachable(session, "refresh", &e).await
-                    }
-                };
-                // A service that does not rotate keeps the old refresh token valid.
-                let next = got
-                    .get("refresh_token")
-                    .and_then(Value::as_str)
-                    .unwrap_or(&refresh.token);
-                let access = got
-                    .get("access_token")
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let lifetime = service_lifetime(&got);
-                self.mint(auth, client_id, grant, access, lifetime, next)
-            }
-            (Strategy::Passthrough(_), _) => {
-                self.mint(auth, client_id, grant, &refresh.token, None, &refresh.token)
-            }
-            (Strategy::Chained { .. }, None) => {
-                return self
-                    .idp_unreachable(session, "refresh", "no such service")
-                    .await
-            }
-        };
-        respond::send(session, 200, body, &cors_open()).await
     }
 
     /// An access token for `credential` (living `access_ttl`, or less if the credential
     /// expires sooner) and a refresh token that carries `renewal` (none if it is empty).
     fn mint(
         &self,
-        auth: &IssuedAuth,
+        server: &AuthServer,
         client_id: &str,
         grant: &str,
         credential: &str,
         credential_lifetime: Option<u64>,
         renewal: &str,
-    ) -> Bytes {
+    ) -> Reply {
         let now = unix_now();
-        let lifetime = credential_lifetime
-            .unwrap_or(u64::MAX)
-            .min(auth.access_ttl.as_secs());
+        let lifetime = credential_lifetime.unwrap_or(u64::MAX).min(self.access_ttl);
         let access = Access {
-            r: self.facade.route.clone(),
+            r: server.route.clone(),
             g: grant.to_string(),
             k: credential.to_string(),
             exp: now + lifetime,
             c: client_id.to_string(),
         };
-        let refresh = (!renewal.is_empty()).then(|| {
-            self.sealer.seal(
-                Purpose::Refresh,
-                &Refresh {
-                    client_id: client_id.to_string(),
-                    route: self.facade.route.clone(),
-                    token: renewal.to_string(),
-                    grant: Some(grant.to_string()),
-                    exp: Some(now + auth.refresh_ttl.as_secs()),
-                },
-            )
-        });
         let mut answer = Map::new();
         answer.insert(
             "access_token".into(),
-            self.sealer.seal(Purpose::Access, &access).into(),
+            server.sealer.seal(Purpose::Access, &access).into(),
         );
         answer.insert("token_type".into(), "Bearer".into());
         answer.insert("expires_in".into(), lifetime.into());
-        if let Some(refresh) = refresh {
-            answer.insert("refresh_token".into(), refresh.into());
+        if !renewal.is_empty() {
+            let refresh = Refresh {
+                client_id: client_id.to_string(),
+                route: server.route.clone(),
+                token: renewal.to_string(),
+                grant: Some(grant.to_string()),
+                exp: Some(now + self.refresh_ttl),
+            };
+            answer.insert(
+                "refresh_token".into(),
+                server.sealer.seal(Purpose::Refresh, &refresh).into(),
+            );
         }
-        Bytes::from(Value::Object(answer).to_string())
+        reply::json(200, Value::Object(answer).to_string())
+    }
+
+    /// Revokes `grant` on this route until its last token would have expired anyway.
+    fn revoke(&self, route: &str, grant: &str, now: u64) -> bool {
+        let until = now + self.access_ttl.max(self.refresh_ttl);
+        self.revocations.revoke(route, grant, until, now)
+    }
+}
+
+#[async_trait]
+impl Tokens for IssuedTokens {
+    /// Tokens for a new grant.
+    fn issue(
+        &self,
+        server: &AuthServer,
+        got: &Map<String, Value>,
+        client_id: &str,
+    ) -> (Reply, Option<String>) {
+        let text = |k: &str| got.get(k).and_then(Value::as_str).unwrap_or_default();
+        if self.raw {
+            let answer = json!({"access_token": text("key"), "token_type": "Bearer"});
+            return (reply::json(200, answer.to_string()), None);
+        }
+        let grant = random_token()[..22].to_string();
+        let answer = match &self.service {
+            None => {
+                let key = text("key");
+                self.mint(server, client_id, &grant, key, None, key)
+            }
+            Some(_) => self.mint(
+                server,
+                client_id,
+                &grant,
+                text("access_token"),
+                service_lifetime(got),
+                text("refresh_token"),
+            ),
+        };
+        (answer, Some(grant))
+    }
+
+    fn end_grant(&self, server: &AuthServer, grant: &str, now: u64) {
+        if !self.revoke(&server.route, grant, now) {
+            warn!(
+                "route {}: the revocation list is full; a replayed code's grant stays",
+                server.route
+            );
+        }
+    }
+
+    /// The passthrough key sealed again, or the downstream service's tokens refreshed there
+    /// (a rotated refresh token is sealed in its turn).
+    async fn refresh(&self, server: &AuthServer, refresh: Refresh, _form: &Params) -> Reply {
+        let now = unix_now();
+        let live = refresh.exp.is_some_and(|exp| exp > now);
+        let grant = refresh.grant.as_deref().unwrap_or_default();
+        if !live || grant.is_empty() || self.revocations.is_revoked(&server.route, grant, now) {
+            return reply::error(
+                400,
+                "invalid_grant",
+                "the refresh token is expired or revoked",
+            );
+        }
+        let client_id = refresh.client_id.as_str();
+        let Some(service) = &self.service else {
+            return self.mint(
+                server,
+                client_id,
+                grant,
+                &refresh.token,
+                None,
+                &refresh.token,
+            );
+        };
+        // The client's `scope` stays here: it names the gateway's scopes, not the service's,
+        // which keeps the scopes it granted.
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh.token.as_str()),
+        ];
+        let got = match service.grant(&form).await {
+            Ok(got) => got,
+            Err(IdpError::Refused(code)) => {
+                warn!(
+                    "route {}: the service refused a refresh: {code}",
+                    server.route
+                );
+                return reply::error(400, "invalid_grant", "the service refused the refresh");
+            }
+            Err(IdpError::Failed(e)) => return server.unreachable("refresh", &e),
+        };
+        // A service that does not rotate keeps the old refresh token valid.
+        let next = got
+            .get("refresh_token")
+            .and_then(Value::as_str)
+            .unwrap_or(&refresh.token);
+        let access = got
+            .get("access_token")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        self.mint(
+            server,
+            client_id,
+            grant,
+            access,
+            service_lifetime(&got),
+            next,
+        )
     }
 
     /// RFC 7009 and RFC 7662 for the gateway's own tokens. Revoking either token of a grant
@@ -315,46 +347,45 @@ impl Broker<'_> {
     /// A client may only revoke or introspect tokens issued to it: another client's token is
     /// unknown to it (revocation answers 200 and changes nothing, introspection says
     /// inactive), so a client cannot end or probe someone else's grant.
-    pub(super) async fn revoke_or_introspect_issued(
+    async fn revoke_or_introspect(
         &self,
-        session: &mut Session,
-        auth: &IssuedAuth,
-        revocations: &Revocations,
+        server: &AuthServer,
         which: IdpEndpoint,
-    ) -> Result<bool> {
-        let Some((client_id, _, token)) = self.token_form(session).await? else {
-            return Ok(true);
-        };
-        let token = token.as_str();
-        let route = self.facade.route.as_str();
+        client_id: &str,
+        token: &str,
+        _form: &Params,
+    ) -> Reply {
+        let route = server.route.as_str();
         let now = unix_now();
-        let access = self
+        let access = server
             .sealer
             .open::<Access>(Purpose::Access, token)
             .filter(|a| a.r == route && a.c == client_id)
             .map(|a| (a.g, a.exp));
         let found = access.or_else(|| {
-            let r: Refresh = self.sealer.open(Purpose::Refresh, token)?;
+            let r: Refresh = server.sealer.open(Purpose::Refresh, token)?;
             (r.route == route && r.client_id == client_id).then_some((r.grant?, r.exp?))
         });
         if let IdpEndpoint::Revocation = which {
             if let Some((grant, _)) = &found {
-                let until = now + auth.access_ttl.max(auth.refresh_ttl).as_secs();
-                if !revocations.revoke(route, grant, until, now) {
+                if !self.revoke(route, grant, now) {
                     warn!("route {route}: the revocation list is full; a revocation failed");
-                    let why = "revocations cannot be recorded now; retry later";
-                    return json_error(session, 503, "temporarily_unavailable", why).await;
+                    return reply::error(
+                        503,
+                        "temporarily_unavailable",
+                        "revocations cannot be recorded now; retry later",
+                    );
                 }
             }
-            return respond::send(session, 200, Bytes::new(), &cors_open()).await;
+            return reply::empty(200);
         }
         let answer = match found {
-            Some((grant, exp)) if exp > now && !revocations.is_revoked(route, &grant, now) => {
+            Some((grant, exp)) if exp > now && !self.revocations.is_revoked(route, &grant, now) => {
                 json!({"active": true, "exp": exp, "token_type": "Bearer",
-                    "sub": format!("grant:{grant}"), "aud": self.facade.issuer})
+                    "sub": format!("grant:{grant}"), "aud": server.issuer})
             }
             _ => json!({"active": false}),
         };
-        respond::send(session, 200, Bytes::from(answer.to_string()), &cors_open()).await
+        reply::json(200, answer.to_string())
     }
 }

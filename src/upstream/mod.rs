@@ -4,4 +4,5 @@
 pub mod credential;
 pub mod forwarded;
 pub mod peer;
+pub mod rewrite;
 pub mod spawn;

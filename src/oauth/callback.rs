@@ -1,0 +1,114 @@
+//! The IdP or service sends the user back: the sealed `state` must be ours, fresh, unused
+//! and started in this browser; the answer must come from the IdP we sent the user to (RFC
+//! 9207); its code is redeemed with the gateway's credentials, and the client gets its own
+//! one-time code.
+
+use bytes::Bytes;
+use http::Request;
+use log::warn;
+use serde_json::Value;
+
+use super::params::{cookie_value, Params};
+use super::pkce::same;
+use super::records::{AuthRequest, SignInState};
+use super::reply::{self, Reply};
+use super::seal::Purpose;
+use super::server::AuthServer;
+use crate::auth::cache::digest;
+use crate::auth::unix_now;
+
+impl AuthServer {
+    /// `GET …/oauth/callback`.
+    pub(super) async fn callback(&self, req: &Request<Bytes>) -> Reply {
+        let Some((sign_in, _)) = self.parts() else {
+            return self.error_page("This route signs nobody in elsewhere.");
+        };
+        let params = Params::parse(req.uri().query().unwrap_or("").as_bytes());
+        let sealed_state = params.get("state").unwrap_or_default();
+        let state: Option<SignInState> = self.sealer.open(Purpose::State, sealed_state);
+        let now = unix_now();
+        let Some(state) = state.filter(|s| s.exp > now && s.route == self.route) else {
+            return self.error_page("The sign-in came back with an invalid or expired state. Start again from your application.");
+        };
+        let same_browser = cookie_value(req.headers(), &self.cookies.state)
+            .is_some_and(|c| same(c.as_bytes(), state.browser.as_bytes()));
+        if !same_browser {
+            warn!(
+                "route {}: a sign-in came back to another browser",
+                self.route
+            );
+            return self.error_page(
+                "This sign-in was not started in this browser. Start again from your application.",
+            );
+        }
+        let used = digest(sealed_state.as_bytes());
+        if self.used_codes.0.get(&used, now).is_some() {
+            return self.error_page(
+                "This sign-in has already been completed. Start again from your application.",
+            );
+        }
+        self.used_codes.0.insert(used, state.exp, now, None);
+        let q = &state.q;
+        // RFC 9207: a response from another issuer is a mix-up attack, and so is one
+        // without `iss` from an IdP that says it always sends it.
+        let mixed_up = sign_in.idp().is_some_and(|idp| match params.get("iss") {
+            Some(iss) => iss != idp.config.issuer,
+            None => idp.sends_iss(),
+        });
+        if mixed_up {
+            warn!("route {}: callback from another issuer", self.route);
+            return self.back_with_error(
+                q,
+                "access_denied",
+                "the identity provider's answer came from another issuer",
+            );
+        }
+        if let Some(error) = params.get("error") {
+            let code = match error {
+                "access_denied" | "invalid_scope" | "temporarily_unavailable" | "server_error" => {
+                    error
+                }
+                _ => "access_denied",
+            };
+            return self.back_with_error(q, code, "the identity provider refused the sign-in");
+        }
+        let Some(code) = params.get("code") else {
+            return self.back_with_error(q, "server_error", "the identity provider sent no code");
+        };
+        let tokens = match sign_in.exchange(self, code, &state.verifier).await {
+            Ok(tokens) if tokens.get("access_token").is_some_and(Value::is_string) => tokens,
+            Ok(_) => {
+                warn!(
+                    "route {}: the IdP's token answer has no access_token",
+                    self.route
+                );
+                return self.back_with_error(
+                    q,
+                    "server_error",
+                    "the identity provider sent no token",
+                );
+            }
+            Err(e) => {
+                warn!("route {}: code exchange at the IdP failed: {e}", self.route);
+                return self.back_with_error(
+                    q,
+                    "server_error",
+                    "the code exchange with the identity provider failed",
+                );
+            }
+        };
+        self.code_to_client(q, tokens, &[self.cookies.set(&self.cookies.state, "", 0)])
+    }
+
+    /// Back to the client with a one-time code that carries `tokens`.
+    pub(super) fn code_to_client(
+        &self,
+        q: &AuthRequest,
+        tokens: serde_json::Map<String, Value>,
+        cookies: &[String],
+    ) -> Reply {
+        let code = self.seal_code(q, tokens);
+        let to = self.client_redirect(&q.redirect_uri, &[("code", &code)], q.state.as_deref());
+        reply::redirect(&to, cookies)
+    }
+}

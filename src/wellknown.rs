@@ -1,0 +1,54 @@
+//! What the gateway answers at fixed paths before routing: `/healthz`, `/readyz`, and the
+//! discovery documents (RFC 9728 protected resource metadata, RFC 8414 / OpenID
+//! authorization server metadata) at the root and with a route's path inserted.
+
+use pingora::http::RequestHeader;
+
+use crate::cors;
+use crate::oauth::reply::{self, Reply};
+use crate::snapshot::Snapshot;
+
+/// `/healthz` (the process runs) and `/readyz` (spawned upstreams listen, providers have
+/// their keys).
+pub fn health(snapshot: &Snapshot, path: &str) -> Option<Reply> {
+    match path {
+        "/healthz" => Some(reply::json(200, r#"{"status":"ok"}"#)),
+        "/readyz" if snapshot.is_ready() => Some(reply::json(200, r#"{"status":"ready"}"#)),
+        "/readyz" => Some(reply::error(
+            503,
+            "not_ready",
+            "a spawned upstream or an identity provider is not ready yet",
+        )),
+        _ => None,
+    }
+}
+
+/// A discovery document, if `path` (canonical) asks for one; 404 for a route that has none.
+pub fn discovery(
+    snapshot: &Snapshot,
+    host: Option<&str>,
+    path: &str,
+    req: &RequestHeader,
+) -> Option<Reply> {
+    if let Some(resource) = crate::oauth::metadata::requested_resource(path) {
+        if cors::is_preflight(req) {
+            // Any origin may read discovery documents, without credentials.
+            return Some(reply::empty(204));
+        }
+        let document = snapshot
+            .discovery_route(host, resource)
+            .and_then(|i| snapshot.routes[i].resource_metadata.clone());
+        return Some(match document {
+            Some(body) => reply::document(body),
+            None => reply::error(404, "not_found", "no protected resource at this path"),
+        });
+    }
+    let issuer = crate::oauth::metadata::requested_issuer(path)?;
+    let server = snapshot
+        .discovery_route(host, issuer)
+        .and_then(|i| snapshot.routes[i].oauth.as_ref());
+    Some(match server {
+        Some(server) => reply::document(server.metadata()),
+        None => reply::error(404, "not_found", "no authorization server at this path"),
+    })
+}
