@@ -21,7 +21,7 @@ use crate::oauth::issued::{IssuedGuard, Revocations};
 use crate::oauth::metadata;
 use crate::oauth::server::{AuthServer, Shared};
 use crate::oauth::service::Service;
-use crate::oauth::signin::Protocol;
+use crate::oauth::signin;
 use crate::upstream::credential::{Exchanger, UpstreamCredential};
 use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::rewrite::Rewrite;
@@ -201,7 +201,7 @@ impl CompiledRoute {
             _ => None,
         };
         let oauth =
-            Protocol::for_route(&route, provider, cx.services, cx.revocations).map(|protocol| {
+            signin::for_route(&route, provider, cx.services, cx.revocations).map(|protocol| {
                 let (consent, scopes) = match &route.auth {
                     Auth::Bearer(b) => (b.consent.clone(), b.scopes.as_slice()),
                     Auth::Issued(i) => (i.consent.clone(), &[][..]),

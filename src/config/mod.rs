@@ -3,10 +3,12 @@
 
 mod depth;
 mod duration;
+mod fields;
 mod file;
 mod interpolate;
 mod validate;
 mod validate_auth;
+mod validate_providers;
 
 pub use validate_auth::DEFAULT_CORS_ORIGINS;
 

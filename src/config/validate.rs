@@ -7,14 +7,15 @@ use std::time::Duration;
 
 use url::Url;
 
+use super::fields::{duration, existing_file};
 use super::file::{
     Command, ConnectionsFile, FileConfig, OneOrMany, RouteFile, ServerFile, SpawnFile,
 };
-use super::validate_auth;
 use super::{
     parse_duration, Auth, ClientDocuments, Config, ConfigError, ConnectionLimits, ForwardedPolicy,
     ProviderConfig, Route, ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
 };
+use super::{validate_auth, validate_providers};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -67,9 +68,9 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
             ))
         }
     };
-    let seal_keys = validate_auth::seal_keys(file.seal_key, file.seal_keys_previous)?;
-    let mut providers = validate_auth::providers(file.providers, base)?;
-    let oauth_services = validate_auth::services(file.oauth_services, base)?;
+    let seal_keys = validate_providers::seal_keys(file.seal_key, file.seal_keys_previous)?;
+    let mut providers = validate_providers::providers(file.providers, base)?;
+    let oauth_services = validate_providers::services(file.oauth_services, base)?;
 
     if file.routes.is_empty() {
         return Err(ConfigError::new("routes", "needs at least one route"));
@@ -156,31 +157,6 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
 fn socket_addr(s: &str, at: &str) -> Result<SocketAddr, ConfigError> {
     s.parse()
         .map_err(|_| ConfigError::new(at, format!("`{s}` is not an address like 127.0.0.1:8080")))
-}
-
-pub(super) fn existing_file(
-    base: &Path,
-    p: &str,
-    at: &str,
-) -> Result<std::path::PathBuf, ConfigError> {
-    let path = base.join(p);
-    if !path.is_file() {
-        return Err(ConfigError::new(
-            at,
-            format!("no such file: {}", path.display()),
-        ));
-    }
-    Ok(path)
-}
-
-pub(super) fn duration(
-    s: Option<&str>,
-    default: Duration,
-    at: &str,
-) -> Result<Duration, ConfigError> {
-    s.map_or(Ok(default), |s| {
-        parse_duration(s).map_err(|e| ConfigError::new(at, e))
-    })
 }
 
 fn public_url(s: &str) -> Result<String, ConfigError> {

@@ -19,6 +19,9 @@ pub mod service;
 pub mod signin;
 mod token;
 
+#[cfg(test)]
+mod tests;
+
 /// The endpoints of a route's authorization server, under the route's prefix.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Endpoint {

@@ -12,6 +12,7 @@
 use std::sync::Arc;
 
 use arc_swap::ArcSwapOption;
+use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
@@ -22,13 +23,13 @@ use serde_json::{json, Map, Value};
 use super::cimd;
 use super::consent;
 use super::metadata::resource_url;
-use super::records::{AuthRequest, Code, SignInState, UsedCodes};
+use super::params::Params;
+use super::records::{AuthRequest, Client, Code, Refresh, SignInState, UsedCodes};
 use super::reply::{self, Reply};
 use super::seal::{Purpose, Sealer};
-use super::signin::{Protocol, SignIn, Tokens};
 use super::Endpoint;
 use crate::auth::cache::digest;
-use crate::auth::provider::{IdpEndpoint, Provider};
+use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
 use crate::config::{ConsentSettings, Route};
 
@@ -370,4 +371,100 @@ impl AuthServer {
     pub(super) fn error_page(&self, message: &str) -> Reply {
         reply::page(400, consent::error_page(message))
     }
+}
+
+/// How a route's authorization server runs.
+pub enum Protocol {
+    /// The gateway's own code flow, with a way to sign in and a kind of token.
+    Codes {
+        sign_in: Box<dyn SignIn>,
+        tokens: Box<dyn Tokens>,
+    },
+    /// The IdP's code flow, fronted (redirect mode).
+    Redirect(Box<dyn Fronted>),
+}
+
+/// Where and how a user signs in, once the client's authorization request passed the
+/// protocol's checks.
+#[async_trait]
+pub trait SignIn: Send + Sync {
+    /// The IdP, when users sign in there: its metadata is merged into the route's, and a
+    /// callback must carry its `iss`.
+    fn idp(&self) -> Option<&Provider> {
+        None
+    }
+
+    /// What the user is shown for a checked request: the consent page, unless this way of
+    /// signing in has a page of its own (the key page), which is also its consent.
+    fn page(&self, server: &AuthServer, client: &Client, q: &AuthRequest) -> Reply {
+        server.consent_page(client, q)
+    }
+
+    /// Whether consent may be remembered and skipped (never for a page that asks for a
+    /// key).
+    fn remembers_consent(&self) -> bool {
+        true
+    }
+
+    /// The user approved (the consent form, or the key form `form`): where the browser goes
+    /// next, setting `cookies` (a remembered approval).
+    async fn approved(
+        &self,
+        server: &AuthServer,
+        q: AuthRequest,
+        form: &Params,
+        req: &Request<Bytes>,
+        cookies: Vec<String>,
+    ) -> Reply;
+
+    /// The code a sign-in elsewhere came back with, exchanged with `verifier` at the token
+    /// endpoint there: what the client's code will carry.
+    async fn exchange(
+        &self,
+        server: &AuthServer,
+        code: &str,
+        verifier: &str,
+    ) -> Result<Map<String, Value>, IdpError>;
+}
+
+/// What a route's tokens are: their issue for a redeemed code, their refresh, revocation and
+/// introspection.
+#[async_trait]
+pub trait Tokens: Send + Sync {
+    /// The token answer for a redeemed code carrying `got`, and the grant it starts (which
+    /// a replay of the code ends), if the gateway keeps grants.
+    fn issue(
+        &self,
+        server: &AuthServer,
+        got: &Map<String, Value>,
+        client_id: &str,
+    ) -> (Reply, Option<String>);
+
+    /// A replayed code: end the grant its first redemption started (RFC 6749 §4.1.2).
+    fn end_grant(&self, server: &AuthServer, grant: &str, now: u64);
+
+    /// A refresh-token grant of `refresh` (already checked to be the client's).
+    async fn refresh(&self, server: &AuthServer, refresh: Refresh, form: &Params) -> Reply;
+
+    /// RFC 7009 / RFC 7662 for `token`, asked by the authenticated `client_id`.
+    async fn revoke_or_introspect(
+        &self,
+        server: &AuthServer,
+        which: IdpEndpoint,
+        client_id: &str,
+        token: &str,
+        form: &Params,
+    ) -> Reply;
+}
+
+/// A route whose IdP runs the code flow itself, the gateway only fronting its endpoints.
+#[async_trait]
+pub trait Fronted: Send + Sync {
+    fn provider(&self) -> &Provider;
+
+    /// Revocation and introspection, passed on.
+    fn tokens(&self) -> &dyn Tokens;
+
+    /// Registration, authorization and the token endpoint.
+    async fn handle(&self, server: &AuthServer, endpoint: Endpoint, req: &Request<Bytes>) -> Reply;
 }

@@ -9,13 +9,13 @@ use bytes::Bytes;
 use http::Request;
 use serde_json::{Map, Value};
 
-use super::{SignIn, Tokens};
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::oauth::params::Params;
 use crate::oauth::records::{AuthRequest, Refresh};
 use crate::oauth::reply::{self, Reply};
 use crate::oauth::seal::Purpose;
 use crate::oauth::server::AuthServer;
+use crate::oauth::server::{SignIn, Tokens};
 
 pub struct IdpSignIn {
     provider: Arc<Provider>,

@@ -13,7 +13,6 @@ use log::warn;
 use serde_json::{Map, Value};
 use tokio::sync::Semaphore;
 
-use super::SignIn;
 use crate::auth::is_token68;
 use crate::auth::provider::IdpError;
 use crate::auth::rate_limit::RateLimiter;
@@ -22,6 +21,7 @@ use crate::oauth::consent::KeyField;
 use crate::oauth::params::Params;
 use crate::oauth::records::{AuthRequest, Client};
 use crate::oauth::reply::Reply;
+use crate::oauth::server::SignIn;
 use crate::oauth::server::{AuthServer, ClientIp};
 
 /// Keys longer than this are refused (a key is sealed into every token).

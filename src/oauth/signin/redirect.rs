@@ -5,17 +5,18 @@
 
 use std::sync::Arc;
 
+use async_trait::async_trait;
 use bytes::Bytes;
 use http::{Method, Request};
 use serde_json::{json, Value};
 
 use super::idp::IdpTokens;
-use super::Tokens;
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::oauth::clients::{acceptable_redirect, registration, unreadable_registration};
 use crate::oauth::params::Params;
 use crate::oauth::reply::{self, Reply};
 use crate::oauth::server::AuthServer;
+use crate::oauth::server::{Fronted, Tokens};
 use crate::oauth::Endpoint;
 
 /// Token-endpoint fields a client may pass on to the IdP.
@@ -38,28 +39,6 @@ impl Redirect {
         Redirect {
             tokens: IdpTokens::new(provider.clone()),
             provider,
-        }
-    }
-
-    pub fn provider(&self) -> &Provider {
-        &self.provider
-    }
-
-    pub fn tokens(&self) -> &dyn Tokens {
-        &self.tokens
-    }
-
-    pub async fn handle(
-        &self,
-        server: &AuthServer,
-        endpoint: Endpoint,
-        req: &Request<Bytes>,
-    ) -> Reply {
-        match (endpoint, req.method()) {
-            (Endpoint::Register, &Method::POST) => self.register(req),
-            (Endpoint::Authorize, &Method::GET) => self.authorize(req),
-            (Endpoint::Token, &Method::POST) => self.token(server, req).await,
-            _ => reply::error(405, "invalid_request", "not available in redirect mode"),
         }
     }
 
@@ -157,6 +136,26 @@ impl Redirect {
                 reply::error(400, &code, "the identity provider refused the grant")
             }
             Err(IdpError::Failed(e)) => server.unreachable("token", &e),
+        }
+    }
+}
+
+#[async_trait]
+impl Fronted for Redirect {
+    fn provider(&self) -> &Provider {
+        &self.provider
+    }
+
+    fn tokens(&self) -> &dyn Tokens {
+        &self.tokens
+    }
+
+    async fn handle(&self, server: &AuthServer, endpoint: Endpoint, req: &Request<Bytes>) -> Reply {
+        match (endpoint, req.method()) {
+            (Endpoint::Register, &Method::POST) => self.register(req),
+            (Endpoint::Authorize, &Method::GET) => self.authorize(req),
+            (Endpoint::Token, &Method::POST) => self.token(server, req).await,
+            _ => reply::error(405, "invalid_request", "not available in redirect mode"),
         }
     }
 }

@@ -8,12 +8,12 @@ use bytes::Bytes;
 use http::Request;
 use serde_json::{Map, Value};
 
-use super::SignIn;
 use crate::auth::provider::IdpError;
 use crate::oauth::params::Params;
 use crate::oauth::records::AuthRequest;
 use crate::oauth::reply::{self, Reply};
 use crate::oauth::server::AuthServer;
+use crate::oauth::server::SignIn;
 use crate::oauth::service::Service;
 
 pub struct ServiceSignIn {
