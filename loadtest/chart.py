@@ -24,22 +24,24 @@ def rps(name):
 
 
 paths = [("direct", "direct"), ("nginx", "nginx"), ("bare", "bare\nPingora"), ("none", "mcpgate\nauth: none"),
-         ("jwt", "mcpgate\nJWT cached"), ("fresh", "mcpgate JWT,\nnew token")]
-fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+         ("none_d", "mcpgate none,\ndefault logs"), ("jwt", "mcpgate\nJWT cached"),
+         ("jwt_d", "mcpgate JWT,\ndefault logs"), ("fresh", "mcpgate JWT,\nnew token")]
+fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4.2))
 values = [rps(key) for key, _ in paths]
-left.bar([label for _, label in paths], values, color=["#888", "#2a7", "#b83", "#36c", "#36c", "#36c"])
+left.bar([label for _, label in paths], values, color=["#888", "#2a7", "#b83"] + ["#36c"] * 5)
 left.set_title("tools/call throughput (wrk, median of 3)")
 left.set_ylabel("requests per second")
 for i, v in enumerate(values):
     left.text(i, v, f"{v:,.0f}", ha="center", va="bottom", fontsize=8)
 left.tick_params(axis="x", labelsize=8)
 
-latency = [("direct", "direct"), ("nginx", "nginx"), ("none", "mcpgate none"), ("jwt", "mcpgate JWT")]
+latency = [("direct", "direct"), ("nginx", "nginx"), ("none", "mcpgate none"), ("jwt", "mcpgate JWT"),
+           ("jwt_d", "mcpgate JWT,\ndefault logs")]
 percentiles = ["p(50)", "p(99)", "p(99.9)"]
-width = 0.2
+width = 0.16
 for j, (key, label) in enumerate(latency):
     metric = json.load(open(f"{out}/k6-{key}.json"))["metrics"]["http_req_duration"]
-    xs = [i + (j - 1.5) * width for i in range(len(percentiles))]
+    xs = [i + (j - (len(latency) - 1) / 2) * width for i in range(len(percentiles))]
     right.bar(xs, [metric[p] for p in percentiles], width, label=label)
 right.set_xticks(range(len(percentiles)), percentiles)
 right.set_yscale("log")
