@@ -36,6 +36,9 @@ impl BackgroundService for ControlService {
         self.state
             .supervisor
             .sync(&self.state.snapshot().spawn_keys());
+        // Revocations made on other replicas, into this one's view (nothing to do in memory).
+        let state = self.state.state.clone();
+        tokio::spawn(async move { state.follow().await });
         let mut dns = tokio::time::interval(DNS_REFRESH);
         let mut providers = tokio::time::interval(PROVIDER_TICK);
         loop {

@@ -152,7 +152,7 @@ pub fn form(data: &[u8]) {
 /// plaintext the gateway opens) opens as its own purpose only, to the same bytes.
 pub fn sealed(data: &[u8]) {
     static SEALER: LazyLock<Sealer> = LazyLock::new(|| Sealer::new(&[7; 32], &[[9; 32]]));
-    const PURPOSES: [Purpose; 7] = [
+    const PURPOSES: [Purpose; 8] = [
         Purpose::Client,
         Purpose::State,
         Purpose::Consent,
@@ -160,6 +160,7 @@ pub fn sealed(data: &[u8]) {
         Purpose::Refresh,
         Purpose::Approvals,
         Purpose::Access,
+        Purpose::Answer,
     ];
     let Some((&selector, rest)) = data.split_first() else {
         return;

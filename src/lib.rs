@@ -18,6 +18,7 @@ pub mod route;
 pub mod routing;
 pub mod server;
 pub mod snapshot;
+pub mod state;
 pub mod target;
 pub mod upstream;
 pub mod wellknown;

@@ -33,7 +33,10 @@ pub fn init(background: bool) {
             .thread_name("mcpgate-log")
             // The writer drains what is queued, then flushes: under load, many lines per
             // write(2).
-            .finish(std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr()));
+            .finish(std::io::BufWriter::with_capacity(
+                64 * 1024,
+                std::io::stderr(),
+            ));
         let dropped = writer.error_counter();
         builder.target(env_logger::Target::Pipe(Box::new(writer)));
         *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);

@@ -132,6 +132,34 @@ pub static CONNECTIONS_TIMED_OUT: LazyLock<IntCounterVec> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static STATE_OPERATIONS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_state_operations_total",
+        "Operations on the state store (claim, settle, revoke, take), by result (ok, error)",
+        &["op", "result"]
+    )
+    .expect("metric registers once")
+});
+
+pub static STATE_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
+    register_histogram_vec!(
+        "mcpgate_state_operation_duration_seconds",
+        "Time of operations on the state store",
+        &["op"],
+        vec![0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0]
+    )
+    .expect("metric registers once")
+});
+
+pub static STATE_FALLBACKS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_state_fallbacks_total",
+        "Decisions taken without the shared store because it could not answer, by kind (rate_limit)",
+        &["kind"]
+    )
+    .expect("metric registers once")
+});
+
 pub static LOG_LINES_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
     register_int_gauge!(
         "mcpgate_log_lines_dropped",
@@ -156,4 +184,7 @@ pub fn init() {
     LazyLock::force(&CONNECTIONS_REFUSED);
     LazyLock::force(&CONNECTIONS_TIMED_OUT);
     LazyLock::force(&LOG_LINES_DROPPED);
+    LazyLock::force(&STATE_OPERATIONS);
+    LazyLock::force(&STATE_LATENCY);
+    LazyLock::force(&STATE_FALLBACKS);
 }

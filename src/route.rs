@@ -14,14 +14,15 @@ use pingora_prometheus::prometheus::{Histogram, IntCounter, IntGauge};
 use crate::auth::principal::Principal;
 use crate::auth::provider::Provider;
 use crate::auth::rate_limit::{Decision, RateLimiter};
-use crate::auth::{Deny, Guard};
+use crate::auth::{rate_limited, Deny, Guard};
 use crate::config::{Auth, BearerAuth, ConfigError, Placement, Route, TokenExchange};
 use crate::metrics;
-use crate::oauth::issued::{IssuedGuard, Revocations};
+use crate::oauth::issued::IssuedGuard;
 use crate::oauth::metadata;
 use crate::oauth::server::{AuthServer, Shared};
 use crate::oauth::service::Service;
 use crate::oauth::signin;
+use crate::state::State;
 use crate::upstream::credential::{Exchanger, UpstreamCredential};
 use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::rewrite::Rewrite;
@@ -56,13 +57,43 @@ pub enum Access {
 pub struct BearerAccess {
     pub guard: Guard,
     auth: BearerAuth,
+    limit: Option<Limit>,
     exchange: Option<(TokenExchange, Arc<Exchanger>)>,
     route: String,
 }
 
 pub struct IssuedAccess {
     guard: IssuedGuard,
+    limit: Option<Limit>,
     placement: Placement,
+}
+
+/// A route's rate limit per subject: its own limiter, or (with Redis) the shared bucket.
+pub struct Limit {
+    limiter: Arc<RateLimiter>,
+    state: Arc<State>,
+    /// The shared bucket's name: the route's.
+    bucket: String,
+}
+
+impl Limit {
+    /// The decision the response reports, or the 429.
+    async fn admit(
+        limit: Option<&Limit>,
+        principal: &Arc<Principal>,
+    ) -> Result<Option<Decision>, Deny> {
+        let Some(limit) = limit else {
+            return Ok(None);
+        };
+        let decision = limit
+            .state
+            .take(&limit.limiter, &limit.bucket, &principal.subject)
+            .await;
+        if !decision.allowed {
+            return Err(rate_limited(decision, principal.clone()));
+        }
+        Ok(Some(decision))
+    }
 }
 
 /// A request let through: whom it speaks for, the rate-limit state its response reports,
@@ -81,17 +112,18 @@ impl Access {
             Access::Open => Ok(Admitted::default()),
             Access::Bearer(bearer) => bearer.check(req, now).await,
             Access::Issued(issued) => {
-                let (passed, key) = issued.guard.check(req, now)?;
+                let (principal, key) = issued.guard.check(req, now)?;
+                let rate = Limit::admit(issued.limit.as_ref(), &principal).await?;
                 let Some(credential) = UpstreamCredential::placed(&issued.placement, &key) else {
                     // A service token no header can carry: never proxy without it.
                     return Err(cannot_reach_upstream(
-                        passed.principal,
+                        principal,
                         "the upstream's credential cannot be sent",
                     ));
                 };
                 Ok(Admitted {
-                    principal: Some(passed.principal),
-                    rate: passed.rate,
+                    principal: Some(principal),
+                    rate,
                     credential: Some(credential),
                 })
             }
@@ -99,11 +131,12 @@ impl Access {
     }
 
     fn rate_limiter(&self) -> Option<&Arc<RateLimiter>> {
-        match self {
+        let limit = match self {
             Access::Open => None,
-            Access::Bearer(b) => b.guard.rate_limiter.as_ref(),
-            Access::Issued(i) => i.guard.rate_limiter.as_ref(),
-        }
+            Access::Bearer(b) => b.limit.as_ref(),
+            Access::Issued(i) => i.limit.as_ref(),
+        };
+        limit.map(|l| &l.limiter)
     }
 
     pub fn provider(&self) -> Option<&Arc<Provider>> {
@@ -117,17 +150,18 @@ impl Access {
 impl BearerAccess {
     /// The bearer check, then (when the route exchanges tokens) the upstream's token.
     async fn check(&self, req: &RequestHeader, now: u64) -> Result<Admitted, Deny> {
-        let passed = self.guard.check(&self.auth, req, now).await?;
+        let principal = self.guard.check(&self.auth, req, now).await?;
+        let rate = Limit::admit(self.limit.as_ref(), &principal).await?;
         let Some((params, exchanger)) = &self.exchange else {
             return Ok(Admitted {
-                principal: Some(passed.principal),
-                rate: passed.rate,
+                principal: Some(principal),
+                rate,
                 credential: None,
             });
         };
         let token = crate::auth::bearer_token(req).unwrap_or_default();
         let value = exchanger
-            .authorization(&self.guard.provider, params, token, &passed.principal, now)
+            .authorization(&self.guard.provider, params, token, &principal, now)
             .await;
         let result = if value.is_some() { "ok" } else { "error" };
         metrics::TOKEN_EXCHANGES
@@ -135,12 +169,12 @@ impl BearerAccess {
             .inc();
         match value {
             Some(value) => Ok(Admitted {
-                principal: Some(passed.principal),
-                rate: passed.rate,
+                principal: Some(principal),
+                rate,
                 credential: Some(UpstreamCredential::authorization(value)),
             }),
             None => Err(cannot_reach_upstream(
-                passed.principal,
+                principal,
                 "the token for the upstream could not be obtained",
             )),
         }
@@ -167,7 +201,6 @@ pub struct Context<'a> {
     pub providers: &'a BTreeMap<String, Arc<Provider>>,
     pub services: &'a BTreeMap<String, Arc<Service>>,
     pub shared: &'a Shared,
-    pub revocations: &'a Arc<Revocations>,
 }
 
 impl CompiledRoute {
@@ -201,7 +234,7 @@ impl CompiledRoute {
             _ => None,
         };
         let oauth =
-            signin::for_route(&route, provider, cx.services, cx.revocations).map(|protocol| {
+            signin::for_route(&route, provider, cx.services, &cx.shared.state).map(|protocol| {
                 let (consent, scopes) = match &route.auth {
                     Auth::Bearer(b) => (b.consent.clone(), b.scopes.as_slice()),
                     Auth::Issued(i) => (i.consent.clone(), &[][..]),
@@ -261,7 +294,11 @@ fn access(
     provider: Option<&Arc<Provider>>,
     old: Option<&CompiledRoute>,
 ) -> Result<Access, ConfigError> {
-    let limiter = rate_limiter(route, old);
+    let limit = rate_limiter(route, old).map(|limiter| Limit {
+        limiter,
+        state: cx.shared.state.clone(),
+        bucket: route.name.clone(),
+    });
     let metadata_url = format!(
         "{}/.well-known/oauth-protected-resource{}",
         cx.public_url,
@@ -278,28 +315,22 @@ fn access(
                 &route.name,
                 auth,
                 &metadata_url,
-                limiter,
                 cx.shared.sealer.clone(),
-                cx.revocations.clone(),
+                cx.shared.state.clone(),
             )
             .map_err(|_| ConfigError::new(format!("{at}.prefix"), "cannot be in a header"))?,
+            limit,
             placement: auth.placement.clone(),
         })),
         (Auth::Bearer(bearer), Some(provider)) => {
-            let needs_subject = limiter.is_some() || route.upstream_auth.identity.is_some();
-            let guard = Guard::new(
-                bearer,
-                &metadata_url,
-                provider.clone(),
-                limiter,
-                needs_subject,
-            )
-            .map_err(|_| {
-                ConfigError::new(
-                    format!("{at}.auth.scopes"),
-                    "a scope has characters a WWW-Authenticate header cannot carry",
-                )
-            })?;
+            let needs_subject = limit.is_some() || route.upstream_auth.identity.is_some();
+            let guard = Guard::new(bearer, &metadata_url, provider.clone(), needs_subject)
+                .map_err(|_| {
+                    ConfigError::new(
+                        format!("{at}.auth.scopes"),
+                        "a scope has characters a WWW-Authenticate header cannot carry",
+                    )
+                })?;
             let exchange = route.upstream_auth.token_exchange.as_ref().map(|te| {
                 // Exchanged tokens stay valid only while the route and its provider are
                 // unchanged.
@@ -320,6 +351,7 @@ fn access(
             Access::Bearer(Box::new(BearerAccess {
                 guard,
                 auth: (**bearer).clone(),
+                limit,
                 exchange,
                 route: route.name.clone(),
             }))

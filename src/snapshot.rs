@@ -13,12 +13,12 @@ use crate::auth::provider::Provider;
 use crate::config::{Auth, Config, ConfigError, SealKeys};
 use crate::metrics;
 use crate::oauth::cimd;
-use crate::oauth::issued::Revocations;
 use crate::oauth::seal::Sealer;
 use crate::oauth::server::Shared;
 use crate::oauth::service::Service;
 use crate::route::{CompiledRoute, Context};
 use crate::routing::Router;
+use crate::state::State;
 use crate::upstream::credential::IdentityNames;
 use crate::upstream::spawn::{SpawnKey, Supervisor};
 
@@ -31,10 +31,8 @@ pub struct Snapshot {
     pub providers: BTreeMap<String, Arc<Provider>>,
     /// Downstream OAuth services of chained routes, by name.
     pub services: BTreeMap<String, Arc<Service>>,
-    /// The seal key, codes redeemed and client documents, for every authorization server.
+    /// The seal key, the state and client documents, for every authorization server.
     pub shared: Shared,
-    /// Grants of issued tokens revoked on this process, kept across reloads.
-    pub revocations: Arc<Revocations>,
     /// Identity headers no client may send through any route.
     pub identity_names: IdentityNames,
 }
@@ -46,6 +44,7 @@ impl Snapshot {
     pub fn build(
         mut config: Config,
         supervisor: &Supervisor,
+        state: &Arc<State>,
         previous: Option<&Snapshot>,
     ) -> Result<Snapshot, ConfigError> {
         let mut providers = BTreeMap::new();
@@ -96,13 +95,10 @@ impl Snapshot {
         };
         let shared = Shared {
             sealer,
-            used_codes: previous
-                .map(|p| p.shared.used_codes.clone())
-                .unwrap_or_default(),
+            state: state.clone(),
             documents: Arc::new(cimd::Fetcher::new(documents.allow_private_addresses, roots)),
+            refresh_grace: config.refresh_grace,
         };
-        let revocations: Arc<Revocations> =
-            previous.map(|p| p.revocations.clone()).unwrap_or_default();
         let router = Router::new(&config.routes);
         let identity_names = IdentityNames::new(&config.routes);
         let cx = Context {
@@ -111,7 +107,6 @@ impl Snapshot {
             providers: &providers,
             services: &services,
             shared: &shared,
-            revocations: &revocations,
         };
         let routes = std::mem::take(&mut config.routes)
             .into_iter()
@@ -124,7 +119,6 @@ impl Snapshot {
         Ok(Snapshot {
             router,
             identity_names,
-            revocations,
             services,
             shared,
             config,
@@ -198,16 +192,21 @@ pub struct GatewayState {
     current: ArcSwap<Snapshot>,
     config_path: PathBuf,
     pub supervisor: Supervisor,
+    /// What must be remembered: made at start from `state`, kept across reloads.
+    pub state: Arc<State>,
 }
 
 impl GatewayState {
     pub fn load(config_path: &Path) -> Result<GatewayState, ConfigError> {
         let supervisor = Supervisor::default();
-        let snapshot = Snapshot::build(Config::load(config_path)?, &supervisor, None)?;
+        let config = Config::load(config_path)?;
+        let state = Arc::new(State::new(&config.state)?);
+        let snapshot = Snapshot::build(config, &supervisor, &state, None)?;
         Ok(GatewayState {
             current: ArcSwap::from_pointee(snapshot),
             config_path: config_path.to_path_buf(),
             supervisor,
+            state,
         })
     }
 
@@ -226,7 +225,7 @@ impl GatewayState {
     pub fn reload(&self) -> Result<(), ConfigError> {
         let old = self.current.load_full();
         let result = Config::load(&self.config_path)
-            .and_then(|config| Snapshot::build(config, &self.supervisor, Some(&old)));
+            .and_then(|config| Snapshot::build(config, &self.supervisor, &self.state, Some(&old)));
         let new = match result {
             Ok(new) => new,
             Err(e) => {
@@ -267,6 +266,9 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.server != new.server {
         changed.push("server");
+    }
+    if old.state != new.state {
+        changed.push("state");
     }
     changed
 }

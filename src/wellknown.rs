@@ -10,15 +10,24 @@ use crate::snapshot::Snapshot;
 
 /// `/healthz` (the process runs) and `/readyz` (spawned upstreams listen, providers have
 /// their keys).
+///
+/// `/readyz` also says which state store is in use and whether it answers, but an
+/// unreachable store does not make a replica unready: tokens already issued keep working
+/// without it, and every replica shares the store, so failing the probe would take all of
+/// them out of service at once.
 pub fn health(snapshot: &Snapshot, path: &str) -> Option<Reply> {
     match path {
         "/healthz" => Some(reply::json(200, r#"{"status":"ok"}"#)),
-        "/readyz" if snapshot.is_ready() => Some(reply::json(200, r#"{"status":"ready"}"#)),
-        "/readyz" => Some(reply::error(
-            503,
-            "not_ready",
-            "a spawned upstream or an identity provider is not ready yet",
-        )),
+        "/readyz" => {
+            let ready = snapshot.is_ready();
+            let state = &snapshot.shared.state;
+            let body = serde_json::json!({
+                "status": if ready { "ready" } else { "not_ready" },
+                "state": state.name(),
+                "state_reachable": state.reachable(),
+            });
+            Some(reply::json(if ready { 200 } else { 503 }, body.to_string()))
+        }
         _ => None,
     }
 }

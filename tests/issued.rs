@@ -351,7 +351,7 @@ fn a_chained_route_signs_in_at_the_service_and_refreshes_there() {
     let service = Idp::start();
     let up = Upstream::start();
     let top = format!(
-        "{}oauth_services:\n  svc:\n    authorize_url: {iss}/authorize\n    token_url: {iss}/token\n    client_id: gw\n    client_secret: gw-secret\n    client_auth: client_secret_basic\n    scopes: [repo]\n",
+        "{}refresh_grace: 0s\noauth_services:\n  svc:\n    authorize_url: {iss}/authorize\n    token_url: {iss}/token\n    client_id: gw\n    client_secret: gw-secret\n    client_auth: client_secret_basic\n    scopes: [repo]\n",
         seal_config(KEY_1, &[]),
         iss = service.issuer()
     );
@@ -414,10 +414,16 @@ fn a_chained_route_signs_in_at_the_service_and_refreshes_there() {
         assert_eq!(jwt_claims(&got[7..])["iss"], service.issuer());
         refresh = renewed["refresh_token"].as_str().unwrap().to_string();
     }
-    // A refresh the service refuses (its token already spent) is `invalid_grant`, not a 5xx.
+    // A spent refresh token used again (no grace here) is `invalid_grant`, and ends the
+    // grant: the latest tokens stop working too (OAuth 2.1 §4.3.1 reuse detection).
     let spent = tokens["refresh_token"].as_str().unwrap();
+    let asked = service.token_requests();
     let r = flow.token(&[("grant_type", "refresh_token"), ("refresh_token", spent)]);
     assert_eq!(r.status(), 400);
+    assert_eq!(r.json::<Value>().unwrap()["error"], "invalid_grant");
+    assert_eq!(service.token_requests(), asked, "the service was not asked");
+    let r = flow.token(&[("grant_type", "refresh_token"), ("refresh_token", &refresh)]);
+    assert_eq!(r.status(), 400, "the grant ended with the replay");
 }
 
 fn jwt_claims(token: &str) -> Value {

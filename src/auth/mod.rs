@@ -22,7 +22,7 @@ use crate::config::BearerAuth;
 use policy::Denial;
 use principal::Principal;
 use provider::Provider;
-use rate_limit::{Decision, RateLimiter};
+use rate_limit::Decision;
 
 /// Why a token was not accepted: the `reason` label of `mcpgate_auth_failures_total` and
 /// the log. Never shown to the client, who gets `invalid_token`.
@@ -101,12 +101,6 @@ pub struct Deny {
     pub principal: Option<Arc<Principal>>,
 }
 
-/// A request that may pass, and what the response's `RateLimit-*` headers say.
-pub struct Passed {
-    pub principal: Arc<Principal>,
-    pub rate: Option<Decision>,
-}
-
 /// A route's `WWW-Authenticate` values, rendered once per snapshot: no token, a bad token,
 /// too few scopes.
 pub struct Challenges {
@@ -167,37 +161,23 @@ impl Challenges {
     }
 }
 
-/// A route's rate limit for one subject: the decision, or the 429 that refuses it.
-pub fn limit(limiter: Option<&RateLimiter>, principal: Arc<Principal>) -> Result<Passed, Deny> {
-    let Some(limiter) = limiter else {
-        return Ok(Passed {
-            principal,
-            rate: None,
-        });
-    };
-    let decision = limiter.check(&principal.subject);
-    if !decision.allowed {
-        return Err(Deny {
-            status: 429,
-            reason: "rate_limited",
-            challenge: None,
-            body: Bytes::from_static(
-                error_json!("rate_limited", "too many requests; retry later").as_bytes(),
-            ),
-            rate: Some(Box::new(decision)),
-            principal: Some(principal),
-        });
+/// The 429 that refuses a request over its route's rate limit.
+pub fn rate_limited(decision: Decision, principal: Arc<Principal>) -> Deny {
+    Deny {
+        status: 429,
+        reason: "rate_limited",
+        challenge: None,
+        body: Bytes::from_static(
+            error_json!("rate_limited", "too many requests; retry later").as_bytes(),
+        ),
+        rate: Some(Box::new(decision)),
+        principal: Some(principal),
     }
-    Ok(Passed {
-        principal,
-        rate: Some(decision),
-    })
 }
 
 /// A route's bearer check, compiled for one snapshot.
 pub struct Guard {
     pub provider: Arc<Provider>,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
     /// Tokens without `sub` are refused: the route limits or names subjects.
     needs_subject: bool,
     challenges: Challenges,
@@ -209,24 +189,22 @@ impl Guard {
         auth: &BearerAuth,
         resource_metadata: &str,
         provider: Arc<Provider>,
-        rate_limiter: Option<Arc<RateLimiter>>,
         needs_subject: bool,
     ) -> Result<Guard, http::header::InvalidHeaderValue> {
         Ok(Guard {
             provider,
             needs_subject,
-            rate_limiter,
             challenges: Challenges::new(resource_metadata, &auth.scopes)?,
         })
     }
 
-    /// Token, then audience, then the route's rules, then its rate limit.
+    /// Token, then audience, then the route's rules (its rate limit is the route's).
     pub async fn check(
         &self,
         auth: &BearerAuth,
         req: &RequestHeader,
         now: u64,
-    ) -> Result<Passed, Deny> {
+    ) -> Result<Arc<Principal>, Deny> {
         let principal = match bearer_token(req) {
             Ok(token) => self.provider.authenticate(token, now).await,
             Err(e) => Err(e),
@@ -245,7 +223,7 @@ impl Guard {
         if let Err(denial) = policy::check(auth, &principal) {
             return Err(self.deny(denial, principal));
         }
-        limit(self.rate_limiter.as_deref(), principal)
+        Ok(principal)
     }
 
     fn reject(&self, r: Reject) -> Deny {

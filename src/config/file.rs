@@ -20,6 +20,9 @@ pub struct FileConfig {
     pub connections: ConnectionsFile,
     /// `replace` or `append`.
     pub forwarded: Option<String>,
+    /// `memory`, or `{ redis: { url, key_prefix, timeout } }`.
+    pub state: Option<StateFile>,
+    pub refresh_grace: Option<String>,
     #[serde(default)]
     pub client_metadata_documents: ClientDocumentsFile,
     /// The route whose discovery documents the root well-known paths serve.
@@ -68,6 +71,22 @@ pub struct ServerFile {
     pub graceful_shutdown_timeout: Option<String>,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+}
+
+/// `state: memory` or `state: { redis: { … } }`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum StateFile {
+    Memory,
+    Redis(RedisFile),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RedisFile {
+    pub url: String,
+    pub key_prefix: Option<String>,
+    pub timeout: Option<String>,
 }
 
 /// Limits on client connections, before any HTTP is read.

@@ -63,6 +63,11 @@ pub struct Config {
     pub connections: ConnectionLimits,
     /// What the upstream is told of the client's address.
     pub forwarded: ForwardedPolicy,
+    /// Where what must be remembered is kept: this process, or Redis for every replica.
+    pub state: StateConfig,
+    /// How long a used refresh token still gets the same answer again (parallel or retried
+    /// refreshes); zero: none.
+    pub refresh_grace: Duration,
     /// Seals what the gateway hands out instead of keeping state.
     pub seal_keys: SealKeys,
     pub client_metadata_documents: ClientDocuments,
@@ -107,6 +112,26 @@ pub struct ConnectionLimits {
     pub header_timeout: Duration,
     /// A kept-alive connection without a new request for this long is closed.
     pub keepalive_timeout: Duration,
+}
+
+/// Where codes, sign-in states, refresh-token uses, revocations and rate-limit buckets live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StateConfig {
+    /// This process: nothing to set up; one replica.
+    #[default]
+    Memory,
+    /// Redis or Valkey, shared by every replica.
+    Redis(RedisConfig),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    /// `redis://` or `rediss://`, maybe with a password: a secret.
+    pub url: Secret,
+    /// Put before every key, so that several gateways can share one Redis.
+    pub key_prefix: String,
+    /// Per operation; an operation that takes longer fails as if Redis were down.
+    pub timeout: Duration,
 }
 
 /// `X-Forwarded-For` and `Forwarded`: the client's own claims dropped and its address set

@@ -58,6 +58,12 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         .transpose()?;
     let server = server_settings(file.server)?;
     let connections = connection_limits(file.connections)?;
+    let state = validate_providers::state(file.state)?;
+    let refresh_grace = duration(
+        file.refresh_grace.as_deref(),
+        Duration::from_secs(30),
+        "refresh_grace",
+    )?;
     let forwarded = match file.forwarded.as_deref() {
         None | Some("replace") => ForwardedPolicy::Replace,
         Some("append") => ForwardedPolicy::Append,
@@ -147,6 +153,8 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         server,
         connections,
         forwarded,
+        state,
+        refresh_grace,
         seal_keys,
         providers,
         oauth_services,

@@ -1,15 +1,15 @@
 //! Validation of what routes refer to by name or share: identity providers, downstream
-//! OAuth services, and the seal keys.
+//! OAuth services, the seal keys, and the state store.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
 use super::fields::{bounded, duration, existing_file, http_url};
-use super::file::{ProviderFile, ServiceFile};
+use super::file::{ProviderFile, ServiceFile, StateFile};
 use super::{
-    ClientAuth, ConfigError, JwksSource, ProviderConfig, SealKeys, Secret, ServiceConfig,
-    TlsConfig, TokenMode,
+    ClientAuth, ConfigError, JwksSource, ProviderConfig, RedisConfig, SealKeys, Secret,
+    ServiceConfig, StateConfig, TlsConfig, TokenMode,
 };
 
 pub fn providers(
@@ -227,4 +227,40 @@ pub fn services(
             Ok((name, service))
         })
         .collect()
+}
+
+/// `state`: memory unless Redis is named. The URL must be `redis://` or `rediss://`.
+pub fn state(file: Option<StateFile>) -> Result<StateConfig, ConfigError> {
+    let Some(StateFile::Redis(redis)) = file else {
+        return Ok(StateConfig::Memory);
+    };
+    let scheme = redis.url.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("redis" | "rediss")) || url::Url::parse(&redis.url).is_err() {
+        // The URL is not repeated: it may carry a password.
+        return Err(ConfigError::new(
+            "state.redis.url",
+            "must be a redis:// or rediss:// URL",
+        ));
+    }
+    let prefix = redis.key_prefix.unwrap_or_else(|| "mcpgate".into());
+    if prefix.is_empty() || prefix.contains([' ', '\n', '\r']) {
+        return Err(ConfigError::new(
+            "state.redis.key_prefix",
+            "must be a word without spaces",
+        ));
+    }
+    Ok(StateConfig::Redis(RedisConfig {
+        url: Secret(redis.url),
+        key_prefix: prefix,
+        timeout: bounded_ms(redis.timeout.as_deref(), "state.redis.timeout")?,
+    }))
+}
+
+/// A Redis operation's timeout: 500 ms unless set, between 10 ms and 10 s.
+fn bounded_ms(raw: Option<&str>, at: &str) -> Result<Duration, ConfigError> {
+    let d = duration(raw, Duration::from_millis(500), at)?;
+    if d < Duration::from_millis(10) || d > Duration::from_secs(10) {
+        return Err(ConfigError::new(at, "must be between 10ms and 10s"));
+    }
+    Ok(d)
 }

@@ -14,8 +14,10 @@ use super::records::{AuthRequest, SignInState};
 use super::reply::{self, Reply};
 use super::seal::Purpose;
 use super::server::AuthServer;
+use super::token::hex;
 use crate::auth::cache::digest;
 use crate::auth::unix_now;
+use crate::state::Claim;
 
 impl AuthServer {
     /// `GET …/oauth/callback`.
@@ -41,13 +43,32 @@ impl AuthServer {
                 "This sign-in was not started in this browser. Start again from your application.",
             );
         }
-        let used = digest(sealed_state.as_bytes());
-        if self.used_codes.0.get(&used, now).is_some() {
-            return self.error_page(
-                "This sign-in has already been completed. Start again from your application.",
-            );
+        let used = format!(
+            "{}:state:{}",
+            self.route,
+            hex(&digest(sealed_state.as_bytes()))
+        );
+        let ttl = std::time::Duration::from_secs(state.exp - now + 1);
+        match self.state.claim(&used, b"", ttl).await {
+            Ok(Claim::Claimed) => {}
+            Ok(Claim::Taken(_)) => {
+                return self.error_page(
+                    "This sign-in has already been completed. Start again from your application.",
+                )
+            }
+            Err(e) => {
+                warn!(
+                    "route {}: a sign-in's state could not be checked: {e}",
+                    self.route
+                );
+                return reply::page(
+                    503,
+                    super::consent::error_page(
+                        "The sign-in cannot be completed right now. Try again in a moment.",
+                    ),
+                );
+            }
         }
-        self.used_codes.0.insert(used, state.exp, now, None);
         let q = &state.q;
         // RFC 9207: a response from another issuer is a mix-up attack, and so is one
         // without `iss` from an IdP that says it always sends it.

@@ -18,15 +18,11 @@ use super::reply::{self, Reply};
 use super::seal::{Purpose, Sealer};
 use super::server::{AuthServer, Tokens};
 use super::service::Service;
-use crate::auth::cache::{digest, SlotCache};
 use crate::auth::principal::Principal;
 use crate::auth::provider::{IdpEndpoint, IdpError};
-use crate::auth::rate_limit::RateLimiter;
-use crate::auth::{bearer_token, limit, unix_now, Challenges, Deny, Passed, Reject};
+use crate::auth::{bearer_token, unix_now, Challenges, Deny, Reject};
 use crate::config::{IssuedAuth, Strategy};
-
-/// Revoked grants remembered on this process.
-const REVOKED_GRANTS: usize = 65_536;
+use crate::state::{State, StoreError};
 
 /// An access token's sealed content.
 #[derive(Serialize, Deserialize)]
@@ -45,30 +41,9 @@ pub struct Access {
     pub c: String,
 }
 
-/// Grants revoked on this process, each remembered until every token of it has expired.
-pub struct Revocations(SlotCache<()>);
-
-impl Default for Revocations {
-    fn default() -> Self {
-        Revocations(SlotCache::new(REVOKED_GRANTS))
-    }
-}
-
-impl Revocations {
-    fn key(route: &str, grant: &str) -> [u8; 32] {
-        digest(format!("{route}\n{grant}").as_bytes())
-    }
-
-    /// `false`: no room without forgetting a live revocation (a flood of them); the caller
-    /// must say the revocation failed rather than let an older one lapse.
-    pub fn revoke(&self, route: &str, grant: &str, until: u64, now: u64) -> bool {
-        self.0
-            .insert_if_room(Self::key(route, grant), until, now, ())
-    }
-
-    pub fn is_revoked(&self, route: &str, grant: &str, now: u64) -> bool {
-        self.0.get(&Self::key(route, grant), now).is_some()
-    }
+/// The state key of a grant's revocation.
+pub fn grant_key(route: &str, grant: &str) -> String {
+    format!("{route}:grant:{grant}")
 }
 
 /// The bearer check of a route whose tokens the gateway issued, compiled per snapshot.
@@ -76,10 +51,9 @@ pub struct IssuedGuard {
     route: String,
     /// The access token is the key itself (`passthrough.raw`).
     raw: bool,
-    pub rate_limiter: Option<Arc<RateLimiter>>,
     challenges: Challenges,
     sealer: Arc<Sealer>,
-    revocations: Arc<Revocations>,
+    state: Arc<State>,
 }
 
 impl IssuedGuard {
@@ -87,22 +61,21 @@ impl IssuedGuard {
         route: &str,
         auth: &IssuedAuth,
         resource_metadata: &str,
-        rate_limiter: Option<Arc<RateLimiter>>,
         sealer: Arc<Sealer>,
-        revocations: Arc<Revocations>,
+        state: Arc<State>,
     ) -> Result<IssuedGuard, http::header::InvalidHeaderValue> {
         Ok(IssuedGuard {
             route: route.to_string(),
             raw: matches!(&auth.strategy, Strategy::Passthrough(p) if p.raw),
-            rate_limiter,
             challenges: Challenges::new(resource_metadata, &[])?,
             sealer,
-            revocations,
+            state,
         })
     }
 
-    /// Opens the token; says who passed and what the upstream gets.
-    pub fn check(&self, req: &RequestHeader, now: u64) -> Result<(Passed, String), Deny> {
+    /// Opens the token; says who passed (the grant, as a subject) and what the upstream
+    /// gets.
+    pub fn check(&self, req: &RequestHeader, now: u64) -> Result<(Arc<Principal>, String), Deny> {
         let token = bearer_token(req).map_err(|r| self.challenges.reject(r))?;
         let (grant, credential) = if self.raw {
             (
@@ -114,8 +87,7 @@ impl IssuedGuard {
             (access.g, access.k)
         };
         let principal = Arc::new(Principal::subject_only(format!("grant:{grant}")));
-        let passed = limit(self.rate_limiter.as_deref(), principal)?;
-        Ok((passed, credential))
+        Ok((principal, credential))
     }
 
     fn open(&self, token: &str, now: u64) -> Result<Access, Deny> {
@@ -130,7 +102,10 @@ impl IssuedGuard {
         if access.exp <= now {
             return reject(Reject::Expired);
         }
-        if self.revocations.is_revoked(&self.route, &access.g, now) {
+        if self
+            .state
+            .is_revoked(&grant_key(&self.route, &access.g), now)
+        {
             return reject(Reject::Revoked);
         }
         Ok(access)
@@ -172,13 +147,13 @@ pub struct IssuedTokens {
     raw: bool,
     /// Chained routes: the service that refreshes the credential.
     service: Option<Arc<Service>>,
-    revocations: Arc<Revocations>,
+    state: Arc<State>,
 }
 
 impl IssuedTokens {
     pub fn new(
         auth: &IssuedAuth,
-        revocations: Arc<Revocations>,
+        state: Arc<State>,
         service: Option<Arc<Service>>,
     ) -> IssuedTokens {
         IssuedTokens {
@@ -186,7 +161,7 @@ impl IssuedTokens {
             refresh_ttl: auth.refresh_ttl.as_secs(),
             raw: matches!(&auth.strategy, Strategy::Passthrough(p) if p.raw),
             service,
-            revocations,
+            state,
         }
     }
 
@@ -224,6 +199,7 @@ impl IssuedTokens {
                 token: renewal.to_string(),
                 grant: Some(grant.to_string()),
                 exp: Some(now + self.refresh_ttl),
+                j: Some(random_token()),
             };
             answer.insert(
                 "refresh_token".into(),
@@ -234,9 +210,11 @@ impl IssuedTokens {
     }
 
     /// Revokes `grant` on this route until its last token would have expired anyway.
-    fn revoke(&self, route: &str, grant: &str, now: u64) -> bool {
+    async fn revoke(&self, route: &str, grant: &str, now: u64) -> Result<(), StoreError> {
         let until = now + self.access_ttl.max(self.refresh_ttl);
-        self.revocations.revoke(route, grant, until, now)
+        self.state
+            .revoke(&grant_key(route, grant), until, now)
+            .await
     }
 }
 
@@ -248,34 +226,39 @@ impl Tokens for IssuedTokens {
         server: &AuthServer,
         got: &Map<String, Value>,
         client_id: &str,
-    ) -> (Reply, Option<String>) {
+        grant: &str,
+    ) -> Reply {
         let text = |k: &str| got.get(k).and_then(Value::as_str).unwrap_or_default();
         if self.raw {
             let answer = json!({"access_token": text("key"), "token_type": "Bearer"});
-            return (reply::json(200, answer.to_string()), None);
+            return reply::json(200, answer.to_string());
         }
-        let grant = random_token()[..22].to_string();
-        let answer = match &self.service {
+        match &self.service {
             None => {
                 let key = text("key");
-                self.mint(server, client_id, &grant, key, None, key)
+                self.mint(server, client_id, grant, key, None, key)
             }
             Some(_) => self.mint(
                 server,
                 client_id,
-                &grant,
+                grant,
                 text("access_token"),
                 service_lifetime(got),
                 text("refresh_token"),
             ),
-        };
-        (answer, Some(grant))
+        }
     }
 
-    fn end_grant(&self, server: &AuthServer, grant: &str, now: u64) {
-        if !self.revoke(&server.route, grant, now) {
+    async fn end_grant(
+        &self,
+        server: &AuthServer,
+        grant: &str,
+        _refresh: Option<&Refresh>,
+        now: u64,
+    ) {
+        if let Err(e) = self.revoke(&server.route, grant, now).await {
             warn!(
-                "route {}: the revocation list is full; a replayed code's grant stays",
+                "route {}: a grant that must end could not be revoked: {e}",
                 server.route
             );
         }
@@ -287,7 +270,8 @@ impl Tokens for IssuedTokens {
         let now = unix_now();
         let live = refresh.exp.is_some_and(|exp| exp > now);
         let grant = refresh.grant.as_deref().unwrap_or_default();
-        if !live || grant.is_empty() || self.revocations.is_revoked(&server.route, grant, now) {
+        let revoked = self.state.is_revoked(&grant_key(&server.route, grant), now);
+        if !live || grant.is_empty() || revoked {
             return reply::error(
                 400,
                 "invalid_grant",
@@ -367,8 +351,8 @@ impl Tokens for IssuedTokens {
         });
         if let IdpEndpoint::Revocation = which {
             if let Some((grant, _)) = &found {
-                if !self.revoke(route, grant, now) {
-                    warn!("route {route}: the revocation list is full; a revocation failed");
+                if let Err(e) = self.revoke(route, grant, now).await {
+                    warn!("route {route}: a revocation failed: {e}");
                     return reply::error(
                         503,
                         "temporarily_unavailable",
@@ -379,7 +363,9 @@ impl Tokens for IssuedTokens {
             return reply::empty(200);
         }
         let answer = match found {
-            Some((grant, exp)) if exp > now && !self.revocations.is_revoked(route, &grant, now) => {
+            Some((grant, exp))
+                if exp > now && !self.state.is_revoked(&grant_key(route, &grant), now) =>
+            {
                 json!({"active": true, "exp": exp, "token_type": "Bearer",
                     "sub": format!("grant:{grant}"), "aud": server.issuer})
             }

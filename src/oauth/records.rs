@@ -5,8 +5,6 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::auth::cache::SlotCache;
-
 /// A client registration, sealed into its `client_id`.
 #[derive(Serialize, Deserialize)]
 pub struct Client {
@@ -82,18 +80,7 @@ pub struct Refresh {
     pub grant: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exp: Option<u64>,
-}
-
-/// Used codes (and sign-in states) remembered, each until it would have expired anyway.
-const USED_CODES: usize = 65_536;
-
-/// Per-process state of all authorization servers: codes (and sign-in states) already
-/// redeemed, with the grant a code's redemption started on an issued route, so that a
-/// replay can end it.
-pub struct UsedCodes(pub(crate) SlotCache<Option<String>>);
-
-impl Default for UsedCodes {
-    fn default() -> Self {
-        UsedCodes(SlotCache::new(USED_CODES))
-    }
+    /// This refresh token's own id: it is good once (rotation), and a second use is seen.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub j: Option<String>,
 }

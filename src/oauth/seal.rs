@@ -36,6 +36,8 @@ pub enum Purpose {
     Approvals,
     /// An access token the gateway issues (passthrough and chained routes).
     Access,
+    /// A token answer kept in the state for a retried refresh.
+    Answer,
 }
 
 impl Purpose {
@@ -48,6 +50,7 @@ impl Purpose {
             Purpose::Refresh => b"mcpgate refresh v1",
             Purpose::Approvals => b"mcpgate approvals v1",
             Purpose::Access => b"mcpgate access v1",
+            Purpose::Answer => b"mcpgate answer v1",
         }
     }
 }

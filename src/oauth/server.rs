@@ -24,7 +24,7 @@ use super::cimd;
 use super::consent;
 use super::metadata::resource_url;
 use super::params::Params;
-use super::records::{AuthRequest, Client, Code, Refresh, SignInState, UsedCodes};
+use super::records::{AuthRequest, Client, Code, Refresh, SignInState};
 use super::reply::{self, Reply};
 use super::seal::{Purpose, Sealer};
 use super::Endpoint;
@@ -32,6 +32,7 @@ use crate::auth::cache::digest;
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
 use crate::config::{ConsentSettings, Route};
+use crate::state::State;
 
 /// Lifetimes of what the server seals, in seconds.
 pub(super) const CONSENT_TTL: u64 = 600;
@@ -41,10 +42,11 @@ const CODE_TTL: u64 = 60;
 /// What the authorization servers of one snapshot share.
 pub struct Shared {
     pub sealer: Arc<Sealer>,
-    /// Codes and sign-in states redeemed, kept across reloads.
-    pub used_codes: Arc<UsedCodes>,
+    /// Codes, sign-in states and refresh tokens used; grants revoked (kept across reloads).
+    pub state: Arc<State>,
     /// Client ID metadata documents, fetched and cached.
     pub documents: Arc<cimd::Fetcher>,
+    pub refresh_grace: std::time::Duration,
 }
 
 /// The address of the client that sent a request, as an extension of the request value.
@@ -82,7 +84,9 @@ pub struct AuthServer {
     pub(super) cookies: Cookies,
     pub(super) consent: ConsentSettings,
     pub(super) sealer: Arc<Sealer>,
-    pub(super) used_codes: Arc<UsedCodes>,
+    pub(super) state: Arc<State>,
+    /// How long a used refresh token gets the same answer again.
+    pub(super) refresh_grace: u64,
     documents: Arc<cimd::Fetcher>,
     /// The gateway's own RFC 8414 fields; the IdP's descriptive ones are merged in.
     metadata: Map<String, Value>,
@@ -165,7 +169,8 @@ impl AuthServer {
             route: route.name.clone(),
             consent,
             sealer: shared.sealer.clone(),
-            used_codes: shared.used_codes.clone(),
+            state: shared.state.clone(),
+            refresh_grace: shared.refresh_grace.as_secs(),
             documents: shared.documents.clone(),
             protocol,
         }
@@ -431,17 +436,25 @@ pub trait SignIn: Send + Sync {
 /// introspection.
 #[async_trait]
 pub trait Tokens: Send + Sync {
-    /// The token answer for a redeemed code carrying `got`, and the grant it starts (which
-    /// a replay of the code ends), if the gateway keeps grants.
+    /// The token answer for a redeemed code carrying `got`, starting `grant` (which a replay
+    /// of the code, or of a spent refresh token, ends) where the gateway keeps grants.
     fn issue(
         &self,
         server: &AuthServer,
         got: &Map<String, Value>,
         client_id: &str,
-    ) -> (Reply, Option<String>);
+        grant: &str,
+    ) -> Reply;
 
-    /// A replayed code: end the grant its first redemption started (RFC 6749 §4.1.2).
-    fn end_grant(&self, server: &AuthServer, grant: &str, now: u64);
+    /// A replayed code or spent refresh token: end the grant it belongs to (RFC 6749
+    /// §4.1.2, OAuth 2.1 §4.3.1). `refresh`: the refresh token, when that was replayed.
+    async fn end_grant(
+        &self,
+        server: &AuthServer,
+        grant: &str,
+        refresh: Option<&Refresh>,
+        now: u64,
+    );
 
     /// A refresh-token grant of `refresh` (already checked to be the client's).
     async fn refresh(&self, server: &AuthServer, refresh: Refresh, form: &Params) -> Reply;

@@ -45,7 +45,8 @@ routes:
     auth: { provider: idp, oauth: broker, scopes: [mcp:tools] }
 "#;
     let config = Config::from_yaml(yaml, Path::new("."), &|_| None).unwrap();
-    Snapshot::build(config, &Supervisor::default(), None).unwrap()
+    let state = std::sync::Arc::new(crate::state::State::new(&config.state).unwrap());
+    Snapshot::build(config, &Supervisor::default(), &state, None).unwrap()
 }
 
 fn server<'a>(snapshot: &'a Snapshot, prefix: &str) -> &'a AuthServer {

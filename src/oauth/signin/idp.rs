@@ -137,6 +137,7 @@ impl IdpTokens {
                     token: token.into(),
                     grant: None,
                     exp: None,
+                    j: Some(crate::oauth::pkce::random_token()),
                 },
             );
             answer.insert("refresh_token".into(), sealed.into());
@@ -152,12 +153,32 @@ impl Tokens for IdpTokens {
         server: &AuthServer,
         got: &Map<String, Value>,
         client_id: &str,
-    ) -> (Reply, Option<String>) {
-        (self.answer(server, got, client_id), None)
+        _grant: &str,
+    ) -> Reply {
+        self.answer(server, got, client_id)
     }
 
-    /// The IdP's tokens are the IdP's to revoke.
-    fn end_grant(&self, _server: &AuthServer, _grant: &str, _now: u64) {}
+    /// The IdP's tokens are the IdP's: a spent refresh token replayed is revoked there, as
+    /// far as the IdP lets the gateway (the access tokens live on until they expire).
+    async fn end_grant(
+        &self,
+        server: &AuthServer,
+        _grant: &str,
+        refresh: Option<&Refresh>,
+        _now: u64,
+    ) {
+        let Some(refresh) = refresh else { return };
+        let form = [
+            ("token", refresh.token.as_str()),
+            ("token_type_hint", "refresh_token"),
+        ];
+        if let Err(e) = self.provider.call(IdpEndpoint::Revocation, &form).await {
+            log::warn!(
+                "route {}: revoking a replayed refresh token at the IdP failed: {e}",
+                server.route
+            );
+        }
+    }
 
     async fn refresh(&self, server: &AuthServer, refresh: Refresh, form: &Params) -> Reply {
         let mut grant = vec![

@@ -14,19 +14,20 @@ mod service;
 
 use std::sync::Arc;
 
-use super::issued::{IssuedTokens, Revocations};
+use super::issued::IssuedTokens;
 use super::server::{Protocol, SignIn, Tokens};
 use super::service::Service;
 use crate::auth::provider::Provider;
 use crate::config::{Auth, OAuthMode, Route, Strategy};
+use crate::state::State;
 
 /// The protocol of `route`, if the gateway is its authorization server: its provider
-/// (broker, redirect), its service (chained), and the grants revoked on this process.
+/// (broker, redirect), its service (chained), and the gateway's state.
 pub fn for_route(
     route: &Route,
     provider: Option<&Arc<Provider>>,
     services: &std::collections::BTreeMap<String, Arc<Service>>,
-    revocations: &Arc<Revocations>,
+    state: &Arc<State>,
 ) -> Option<Protocol> {
     let codes = |sign_in: Box<dyn SignIn>, tokens: Box<dyn Tokens>| {
         Some(Protocol::Codes { sign_in, tokens })
@@ -49,17 +50,13 @@ pub fn for_route(
         Auth::Issued(issued) => match &issued.strategy {
             Strategy::Passthrough(settings) => codes(
                 Box::new(key::KeySignIn::new(settings, &issued.placement)),
-                Box::new(IssuedTokens::new(issued, revocations.clone(), None)),
+                Box::new(IssuedTokens::new(issued, state.clone(), None)),
             ),
             Strategy::Chained { service } => {
                 let service = services.get(service)?.clone();
                 codes(
                     Box::new(service::ServiceSignIn::new(service.clone())),
-                    Box::new(IssuedTokens::new(
-                        issued,
-                        revocations.clone(),
-                        Some(service),
-                    )),
+                    Box::new(IssuedTokens::new(issued, state.clone(), Some(service))),
                 )
             }
         },
