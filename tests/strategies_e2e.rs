@@ -13,6 +13,7 @@
 //!
 //! Each run discovers, registers, authorizes, runs an MCP session with a streamed tool,
 //! refreshes, asks the upstream what credentials reached it, then introspects and revokes.
+//! The chained route keeps its state (codes, refresh tokens, revocations) in a real Redis.
 
 mod common;
 
@@ -108,10 +109,13 @@ fn chained(sdk: &str) {
         &format!("{downstream_url}/.well-known/openid-configuration"),
         "the downstream service",
     );
+    // This route keeps its state in a real Redis: the SDK clients run the same against it.
+    let redis = common::redis::Redis::start();
     let gw = Gateway::start_e2e(
         port,
         &format!(
-            r#"oauth_services:
+            r#"state: {{ redis: {{ url: "{redis_url}" }} }}
+oauth_services:
   gh:
     authorize_url: {downstream_url}/auth
     token_url: {downstream_url}/token
@@ -128,7 +132,8 @@ routes:
       command: [node, keyed_server.mjs]
       env: {{ PORT: "{keyed_port}", EXPECT_HEADER: authorization, EXPECT_USERINFO: "{downstream_url}/me" }}
       ready_timeout: 60s
-"#
+"#,
+            redis_url = redis.url()
         ),
     );
 

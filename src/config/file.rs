@@ -74,11 +74,43 @@ pub struct ServerFile {
 }
 
 /// `state: memory` or `state: { redis: { … } }`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[derive(Debug)]
 pub enum StateFile {
     Memory,
     Redis(RedisFile),
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StateMap {
+    redis: RedisFile,
+}
+
+/// Written by hand for the same reason as [`AuthFile`]'s: key paths inside the mapping.
+impl<'de> Deserialize<'de> for StateFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = StateFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`memory` or a mapping with `redis`")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<StateFile, E> {
+                match v {
+                    "memory" => Ok(StateFile::Memory),
+                    other => Err(E::unknown_variant(other, &["memory", "redis"])),
+                }
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                map: A,
+            ) -> Result<StateFile, A::Error> {
+                StateMap::deserialize(serde::de::value::MapAccessDeserializer::new(map))
+                    .map(|m| StateFile::Redis(m.redis))
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 
 pub mod idp;
 pub mod oauth;
+pub mod redis;
 pub mod server;
 
 /// The end-to-end tests' `seal_key` (32 bytes, base64).

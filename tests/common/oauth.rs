@@ -71,3 +71,74 @@ pub fn discover(gw: &Gateway, path: &str, prefix: &str) -> Value {
         .json()
         .unwrap()
 }
+
+/// Registers a public client on `route`; its `client_id`.
+pub fn register(gw: &Gateway, route: &str) -> String {
+    let r = http()
+        .post(gw.url(&format!("{route}/oauth/register")))
+        .json(
+            &serde_json::json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"}),
+        )
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    r.json::<Value>().unwrap()["client_id"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+/// A passthrough route's sign-in: its key page from `page`, the key posted to `post` (the
+/// same gateway, or another replica). The code the client gets.
+pub fn key_code(page: &Gateway, post: &Gateway, route: &str, client_id: &str, key: &str) -> String {
+    let mut url = url::Url::parse(&page.url(&format!("{route}/oauth/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("code_challenge", &s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256");
+    let r = http().get(url.as_str()).send().unwrap();
+    assert_eq!(r.status(), 200);
+    let cookie = r.headers()["set-cookie"].to_str().unwrap();
+    let cookie = cookie.split(';').next().unwrap().to_string();
+    let consent = consent_form_value(&r.text().unwrap());
+    let r = http()
+        .post(post.url(&format!("{route}/oauth/authorize")))
+        .header("Cookie", cookie)
+        .form(&[
+            ("consent", consent.as_str()),
+            ("decision", "approve"),
+            ("key", key),
+        ])
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    query_param(&location(&r), "code").expect("a code")
+}
+
+/// The token endpoint of `route` on `gw`, for a public client.
+pub fn token(gw: &Gateway, route: &str, client_id: &str, form: &[(&str, &str)]) -> Response {
+    let mut form = form.to_vec();
+    form.push(("client_id", client_id));
+    http()
+        .post(gw.url(&format!("{route}/oauth/token")))
+        .form(&form)
+        .send()
+        .unwrap()
+}
+
+/// Redeems `code` (with the verifier `key_code` used).
+pub fn redeem(gw: &Gateway, route: &str, client_id: &str, code: &str) -> Response {
+    token(
+        gw,
+        route,
+        client_id,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", VERIFIER),
+        ],
+    )
+}
