@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use common::oauth::{http, key_code, redeem, register, token};
 use common::redis::Redis;
-use common::{route, Gateway, Upstream};
+use common::{Gateway, Upstream};
 use serde_json::Value;
 
 const SEAL_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
