@@ -220,6 +220,15 @@ impl GatewayState {
         self.current.load().config.access_log
     }
 
+    /// What identifies the config file's current content without reading it: its
+    /// modification time, size and inode (through symlinks, as a Kubernetes ConfigMap
+    /// mount swaps them). `None` if it cannot be read.
+    pub fn config_fingerprint(&self) -> Option<(std::time::SystemTime, u64, u64)> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(&self.config_path).ok()?;
+        Some((m.modified().ok()?, m.len(), m.ino()))
+    }
+
     /// Re-reads the file and swaps in a new snapshot; on any error nothing changes.
     /// Blocking (file reads): call from a blocking-capable context.
     pub fn reload(&self) -> Result<(), ConfigError> {
@@ -264,7 +273,10 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.metrics != new.metrics {
         changed.push("metrics");
     }
-    if old.server != new.server {
+    // `watch_config` is read where it is used, and applies at once.
+    let mut old_server = old.server.clone();
+    old_server.watch_config = new.server.watch_config;
+    if old_server != new.server {
         changed.push("server");
     }
     if old.state != new.state {

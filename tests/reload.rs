@@ -91,3 +91,29 @@ fn a_bad_file_keeps_the_old_config_serving() {
         "{log}"
     );
 }
+
+#[test]
+fn a_changed_file_is_reloaded_without_a_signal_and_a_bad_one_changes_nothing() {
+    let up = Upstream::start();
+    // The comment turns `server.watch_config` on in the test harness.
+    let watched = "# watch the config";
+    let gw = Gateway::start_with(watched, &route("/a", &up.url(), ""));
+    gw.write_config(
+        watched,
+        &(route("/a", &up.url(), "") + &route("/b", &up.url(), "")),
+    );
+    wait_for("the new route", || {
+        reqwest::blocking::get(gw.url("/b/x")).is_ok_and(|r| r.status() == 200)
+    });
+    gw.log_with("the config file changed; reloading it");
+
+    // (A reload may already have failed on a half-written file; it is the next one that
+    // counts.)
+    let errors = gw.metric(r#"mcpgate_config_reloads_total{result="error"}"#);
+    std::fs::write(gw.config_path(), "routes: [").unwrap();
+    wait_for("the failed reload", || {
+        gw.metric(r#"mcpgate_config_reloads_total{result="error"}"#) > errors
+    });
+    let r = reqwest::blocking::get(gw.url("/b/x")).unwrap();
+    assert_eq!(r.status(), 200, "the previous configuration still serves");
+}

@@ -71,6 +71,7 @@ pub struct ServerFile {
     pub graceful_shutdown_timeout: Option<String>,
     pub pid_file: Option<String>,
     pub upgrade_sock: Option<String>,
+    pub watch_config: Option<bool>,
 }
 
 /// `state: memory` or `state: { redis: { … } }`.

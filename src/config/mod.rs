@@ -96,6 +96,8 @@ pub struct ServerSettings {
     pub graceful_shutdown_timeout: Duration,
     pub pid_file: String,
     pub upgrade_sock: String,
+    /// Reload when the config file changes, as on SIGHUP.
+    pub watch_config: bool,
 }
 
 /// What one client, and all of them together, may hold open, and for how long a connection

@@ -206,6 +206,7 @@ fn server_settings(s: ServerFile) -> Result<ServerSettings, ConfigError> {
         upgrade_sock: s
             .upgrade_sock
             .unwrap_or_else(|| "/tmp/mcpgate_upgrade.sock".into()),
+        watch_config: s.watch_config.unwrap_or(true),
     })
 }
 

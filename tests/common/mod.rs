@@ -147,7 +147,8 @@ impl Gateway {
         routes: &str,
     ) -> String {
         format!(
-            "listen: 127.0.0.1:{port}\nmetrics: 127.0.0.1:{metrics_port}\nserver:\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\n  pid_file: {d}/mcpgate.pid\n  upgrade_sock: {d}/upgrade.sock\n{extra}\nroutes:\n{routes}",
+            "listen: 127.0.0.1:{port}\nmetrics: 127.0.0.1:{metrics_port}\nserver:\n  grace_period: 1s\n  graceful_shutdown_timeout: 2s\n  pid_file: {d}/mcpgate.pid\n  upgrade_sock: {d}/upgrade.sock\n  watch_config: {watch}\n{extra}\nroutes:\n{routes}",
+            watch = extra.contains("# watch the config"),
             d = dir.display()
         )
     }
