@@ -35,6 +35,16 @@ const ALGS: [Alg; 3] = [Alg::RS256, Alg::ES256, Alg::EdDSA];
 
 /// A config with a provider whose keys come from a JWKS file (no network in the bench).
 fn write_config(dir: &std::path::Path, idp: &Idp, token_cache: usize) -> std::path::PathBuf {
+    write_config_with(dir, idp, token_cache, "")
+}
+
+/// `extra`: more top-level YAML (a `state`).
+fn write_config_with(
+    dir: &std::path::Path,
+    idp: &Idp,
+    token_cache: usize,
+    extra: &str,
+) -> std::path::PathBuf {
     let keys: Vec<_> = ALGS.iter().map(|a| idp.public_jwk(*a)).collect();
     std::fs::write(
         dir.join("jwks.json"),
@@ -42,7 +52,7 @@ fn write_config(dir: &std::path::Path, idp: &Idp, token_cache: usize) -> std::pa
     )
     .unwrap();
     let yaml = format!(
-        "listen: 127.0.0.1:1\npublic_url: https://mcp.example.com\naccess_log: false\n\
+        "listen: 127.0.0.1:1\npublic_url: https://mcp.example.com\naccess_log: false\n{extra}\
          seal_key: MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\n\
          providers:\n  idp:\n    issuer: {}\n    jwks_file: jwks.json\n    token_cache: {token_cache}\n\
          routes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n\
@@ -164,13 +174,63 @@ async fn through_filters(gateway: &Gateway, request: &[u8]) -> bool {
     answered
 }
 
+/// A `redis-server` on a free port for the benches that configure `state: redis`, stopped when
+/// dropped; `None` (those benches skipped) where it is not installed.
+struct RedisServer(std::process::Child, u16);
+
+impl RedisServer {
+    fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Some(RedisServer(child, port));
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn whole_request(c: &mut Criterion) {
     let idp = Idp::start();
     let dir = tempfile::tempdir().unwrap();
-    let state = GatewayState::load(&write_config(dir.path(), &idp, 65_536)).unwrap();
-    let gateway = Gateway {
-        state: Arc::new(state),
+    let gateway = |extra: &str| {
+        let path = write_config_with(dir.path(), &idp, 65_536, extra);
+        Gateway {
+            state: Arc::new(GatewayState::load(&path).unwrap()),
+        }
     };
+    let memory = gateway("");
+    let redis = RedisServer::start();
+    let shared = redis.as_ref().map(|r| {
+        gateway(&format!(
+            "state: {{ redis: {{ url: \"redis://127.0.0.1:{}\" }} }}\n",
+            r.1
+        ))
+    });
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -199,17 +259,31 @@ fn whole_request(c: &mut Criterion) {
         },
     );
     let keyed = request("/keyed/x", &format!("Authorization: Bearer {sealed}\r\n"));
-    for (name, r) in [("the JWT", &protected), ("the sealed token", &keyed)] {
-        assert!(!rt.block_on(through_filters(&gateway, r)), "{name} passes");
+    for g in std::iter::once(&memory).chain(&shared) {
+        for (name, r) in [("the JWT", &protected), ("the sealed token", &keyed)] {
+            assert!(!rt.block_on(through_filters(g, r)), "{name} passes");
+        }
     }
     c.bench_function("whole_request/auth_none", |b| {
-        b.iter(|| rt.block_on(through_filters(&gateway, black_box(&open))))
+        b.iter(|| rt.block_on(through_filters(&memory, black_box(&open))))
     });
     c.bench_function("whole_request/jwt_cached", |b| {
-        b.iter(|| rt.block_on(through_filters(&gateway, black_box(&protected))))
+        b.iter(|| rt.block_on(through_filters(&memory, black_box(&protected))))
     });
     c.bench_function("whole_request/passthrough_sealed", |b| {
-        b.iter(|| rt.block_on(through_filters(&gateway, black_box(&keyed))))
+        b.iter(|| rt.block_on(through_filters(&memory, black_box(&keyed))))
+    });
+    // The same with `state: redis`: a bearer check asks Redis nothing (revocations are read
+    // from the local view), so these must cost what the memory state's do.
+    let Some(shared) = &shared else {
+        eprintln!("redis-server is not installed: the state: redis benches are skipped");
+        return;
+    };
+    c.bench_function("whole_request/jwt_cached/state_redis", |b| {
+        b.iter(|| rt.block_on(through_filters(shared, black_box(&protected))))
+    });
+    c.bench_function("whole_request/passthrough_sealed/state_redis", |b| {
+        b.iter(|| rt.block_on(through_filters(shared, black_box(&keyed))))
     });
 }
 

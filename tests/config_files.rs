@@ -94,3 +94,19 @@ fn a_ca_file_that_is_not_pem_is_refused_at_load() {
         "{out}"
     );
 }
+
+/// The config the replicas of deploy/ (compose and Kubernetes) run with loads, given the
+/// environment they give it.
+#[test]
+fn the_replicas_deployment_config_loads() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/mcpgate.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcpgate"))
+        .args(["-t", "-c", path])
+        .env("MCPGATE_SEAL_KEY", common::SEAL_KEY)
+        .env("MCPGATE_PUBLIC_URL", "https://mcp.example.com")
+        .output()
+        .unwrap();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+}
