@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
-use http::{HeaderName, HeaderValue};
+use http::header::{ACCEPT_ENCODING, CONTENT_TYPE, HOST, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, Method};
 use log::info;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
@@ -19,6 +19,7 @@ use crate::auth::rate_limit::Decision;
 use crate::auth::{unix_now, Deny};
 use crate::connections;
 use crate::cors;
+use crate::mcp::{audit, Inspected, Policy};
 use crate::metrics;
 use crate::oauth::server::{AuthServer, ClientIp};
 use crate::oauth::{self, Endpoint};
@@ -55,6 +56,8 @@ pub struct RequestCtx {
     rate: Option<Decision>,
     /// The upstream's own credential: from a token exchange, or opened from an issued token.
     upstream_credential: Option<UpstreamCredential>,
+    /// What the route's MCP policy read of the request (and the list reply's filter).
+    mcp: Option<Inspected>,
 }
 
 impl RequestCtx {
@@ -96,6 +99,7 @@ impl ProxyHttp for Gateway {
             principal: None,
             rate: None,
             upstream_credential: None,
+            mcp: None,
         }
     }
 
@@ -150,7 +154,12 @@ impl ProxyHttp for Gateway {
             Ok(admitted) => ctx.admit(admitted),
             Err(deny) => return self.refuse(session, ctx, route, deny).await,
         }
-        Ok(false)
+        match &route.mcp {
+            Some(policy) if session.req_header().method == Method::POST => {
+                self.inspect(session, ctx, policy).await
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn upstream_peer(
@@ -196,6 +205,10 @@ impl ProxyHttp for Gateway {
             .and_then(|a| a.as_inet())
             .map(|a| a.ip());
         forwarded::apply(upstream_request, snapshot.config.forwarded, peer)?;
+        if ctx.mcp.as_ref().is_some_and(|m| m.list.is_some()) {
+            // A list is filtered as JSON: it must not arrive compressed.
+            upstream_request.insert_header(ACCEPT_ENCODING, "identity")?;
+        }
         credential::apply(
             upstream_request,
             &route.spec,
@@ -233,7 +246,36 @@ impl ProxyHttp for Gateway {
                 response.insert_header(name, value)?;
             }
         }
+        if let Some(list) = ctx.mcp.as_mut().and_then(|m| m.list.as_mut()) {
+            list.expect(response);
+        }
         Ok(())
+    }
+
+    /// A list's reply, filtered for the caller as it passes (see `mcp::lists`).
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        let (Some(list), Some((snapshot, index))) =
+            (ctx.mcp.as_mut().and_then(|m| m.list.as_mut()), &ctx.routed)
+        else {
+            return Ok(None);
+        };
+        let Some(policy) = &snapshot.routes[*index].mcp else {
+            return Ok(None);
+        };
+        let (kind, caller) = (list.kind, ctx.principal.as_deref());
+        *body = list.filter(body.take(), end_of_stream, &|name| {
+            policy.allows(kind, name, caller)
+        });
+        if end_of_stream {
+            policy.learn(kind, &list.take_seen());
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -313,23 +355,51 @@ impl ProxyHttp for Gateway {
                 elapsed.as_secs_f64() * 1000.0
             );
         }
-        if let Some(p) = &ctx.principal {
-            // The audit trail: who did what, on which route, with what outcome. `{:?}`
-            // quotes the subject, so no claim value can forge a log line.
-            info!(
-                target: "mcpgate::audit",
-                "sub={:?} route={} method={} status={} {:.3}ms",
-                p.subject,
+        if ctx.principal.is_some() || ctx.mcp.is_some() {
+            audit::write(audit::Request {
                 route,
-                session.req_header().method,
-                status_label,
-                elapsed.as_secs_f64() * 1000.0
-            );
+                caller: ctx.principal.as_deref(),
+                http_method: session.req_header().method.as_str(),
+                status,
+                elapsed,
+                inspected: ctx.mcp.as_ref(),
+            });
         }
     }
 }
 
 impl Gateway {
+    /// A posted MCP request on a route with a policy: its body read (bounded; the proxy
+    /// replays it to the upstream), then judged. `Ok(true)` when it was refused here.
+    async fn inspect(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        policy: &Policy,
+    ) -> Result<bool> {
+        session.enable_retry_buffering();
+        let body = respond::read_body(session, policy.max_body).await?;
+        let (inspected, refusal) = match &body {
+            Some(body) => policy.judge(
+                &session.req_header().headers,
+                body,
+                ctx.principal.as_deref(),
+            ),
+            None => {
+                // The rest of the body is never read: the connection cannot be reused.
+                session.set_keepalive(None);
+                policy.too_large()
+            }
+        };
+        ctx.mcp = inspected;
+        let Some(refusal) = refusal else {
+            return Ok(false);
+        };
+        let mut headers = ctx.cors();
+        headers.extend(refusal.challenge.map(|c| (WWW_AUTHENTICATE, c)));
+        respond::send(session, refusal.status, refusal.body, &headers).await
+    }
+
     /// One of the route's OAuth endpoints: the request's body read (bounded), the
     /// authorization server asked, its answer written.
     async fn oauth(

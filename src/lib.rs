@@ -12,6 +12,7 @@ pub mod fuzzing;
 pub mod gateway;
 pub mod json;
 pub mod logging;
+pub mod mcp;
 pub mod metrics;
 pub mod oauth;
 pub mod route;

@@ -7,18 +7,35 @@
 //! One filter stands in front: what Pingora reports as an error but is only a client going
 //! away.
 
-use std::sync::Mutex;
+use std::fs::File;
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
 
 use log::{Level, Log, Metadata, Record};
-use tracing_appender::non_blocking::{ErrorCounter, NonBlockingBuilder, WorkerGuard};
+use tracing_appender::non_blocking::{ErrorCounter, NonBlocking, NonBlockingBuilder, WorkerGuard};
 
 use crate::metrics;
 
 /// Lines the queue holds before it drops: about 2 MiB of typical lines.
 const QUEUED_LINES: usize = 16_384;
 
-/// The writer thread's handle: dropped at exit, which writes out what is still queued.
-static WRITER: Mutex<Option<WorkerGuard>> = Mutex::new(None);
+/// The writer threads' handles: dropped at exit, which writes out what is still queued.
+static WRITER: Mutex<Vec<WorkerGuard>> = Mutex::new(Vec::new());
+
+/// The log target of audit lines (`mcp::audit`).
+pub const AUDIT_TARGET: &str = "mcpgate::audit";
+
+/// Where audit lines go when `audit_log` names a file.
+static AUDIT: OnceLock<AuditSink> = OnceLock::new();
+
+enum AuditSink {
+    /// Through a writer thread of its own, as the log's.
+    Background(NonBlocking),
+    /// Written by the thread that logs (`-d`: a fork keeps no threads); one `write` per
+    /// line on an append-only file, so lines never interleave.
+    Direct(File),
+}
 
 /// Installs the logger; call once, first thing. `background`: through the writer thread;
 /// otherwise each line is written by the thread that logs it (a process that forks to
@@ -39,7 +56,7 @@ pub fn init(background: bool) {
             ));
         let dropped = writer.error_counter();
         builder.target(env_logger::Target::Pipe(Box::new(writer)));
-        *WRITER.lock().unwrap_or_else(|e| e.into_inner()) = Some(guard);
+        WRITER.lock().unwrap_or_else(|e| e.into_inner()).push(guard);
         // SAFETY: registers a plain `extern "C"` function with no arguments, as atexit(3)
         // wants. Pingora ends the process with `exit`, which runs it.
         unsafe { libc::atexit(flush_at_exit) };
@@ -54,10 +71,44 @@ pub fn init(background: bool) {
     }
 }
 
+/// Sends audit lines to `path` (appended to) from now on; `background` as for [`init`].
+pub fn audit_to(path: &Path, background: bool) -> std::io::Result<()> {
+    let file = File::options().create(true).append(true).open(path)?;
+    let sink = if background {
+        let (writer, guard) = NonBlockingBuilder::default()
+            .buffered_lines_limit(QUEUED_LINES)
+            .lossy(true)
+            .thread_name("mcpgate-audit")
+            .finish(std::io::BufWriter::with_capacity(64 * 1024, file));
+        WRITER.lock().unwrap_or_else(|e| e.into_inner()).push(guard);
+        AuditSink::Background(writer)
+    } else {
+        AuditSink::Direct(file)
+    };
+    let _ = AUDIT.set(sink);
+    // Audit lines are `info`: a quieter `RUST_LOG` must not drop them from their file (the
+    // logger still filters everything else by it).
+    log::set_max_level(log::max_level().max(log::LevelFilter::Info));
+    Ok(())
+}
+
+/// Writes an audit line to its own file; `false` if there is none.
+fn write_audit(record: &Record) -> bool {
+    let Some(sink) = AUDIT.get() else {
+        return false;
+    };
+    let line = format!("{}\n", record.args());
+    let _ = match sink {
+        AuditSink::Background(writer) => writer.clone().write_all(line.as_bytes()),
+        AuditSink::Direct(file) => (&*file).write_all(line.as_bytes()),
+    };
+    true
+}
+
 extern "C" fn flush_at_exit() {
     // `try_lock`: at exit, never wait for a thread that may not run again.
-    if let Ok(mut writer) = WRITER.try_lock() {
-        drop(writer.take());
+    if let Ok(mut writers) = WRITER.try_lock() {
+        writers.clear();
     }
 }
 
@@ -72,6 +123,9 @@ impl Log for Quiet {
     }
 
     fn log(&self, record: &Record) {
+        if record.target() == AUDIT_TARGET && write_audit(record) {
+            return;
+        }
         if self.inner.enabled(record.metadata()) && !is_client_gone(record) {
             self.inner.log(record);
             if let Some(dropped) = &self.dropped {

@@ -188,3 +188,13 @@ pub fn init() {
     LazyLock::force(&STATE_LATENCY);
     LazyLock::force(&STATE_FALLBACKS);
 }
+
+pub static MCP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_mcp_requests_total",
+        "MCP requests read on routes with an `mcp` block, by route, method, name (tool, \
+         prompt or resource URI; `(unlisted)` for one the upstream never listed) and decision",
+        &["route", "method", "name", "decision"]
+    )
+    .expect("metric registers once")
+});

@@ -16,6 +16,7 @@ use crate::auth::provider::Provider;
 use crate::auth::rate_limit::{Decision, RateLimiter};
 use crate::auth::{rate_limited, Deny, Guard};
 use crate::config::{Auth, BearerAuth, ConfigError, Placement, Route, TokenExchange};
+use crate::mcp::Policy;
 use crate::metrics;
 use crate::oauth::issued::IssuedGuard;
 use crate::oauth::metadata;
@@ -41,6 +42,8 @@ pub struct CompiledRoute {
     pub oauth: Option<AuthServer>,
     /// The route's protected resource metadata document (RFC 9728), when it is protected.
     pub resource_metadata: Option<Bytes>,
+    /// What it reads of MCP requests and whom it lets call what (`mcp:`).
+    pub mcp: Option<Policy>,
     pub metrics: RouteMetrics,
 }
 
@@ -235,25 +238,28 @@ impl CompiledRoute {
         };
         let oauth =
             signin::for_route(&route, provider, cx.services, &cx.shared.state).map(|protocol| {
-                let (consent, scopes) = match &route.auth {
-                    Auth::Bearer(b) => (b.consent.clone(), b.scopes.as_slice()),
-                    Auth::Issued(i) => (i.consent.clone(), &[][..]),
+                let consent = match &route.auth {
+                    Auth::Bearer(b) => b.consent.clone(),
+                    Auth::Issued(i) => i.consent.clone(),
                     Auth::None => Default::default(),
                 };
-                AuthServer::new(cx.public_url, &route, consent, cx.shared, protocol, scopes)
+                let scopes = route.scopes();
+                AuthServer::new(cx.public_url, &route, consent, cx.shared, protocol, &scopes)
             });
-        let access = access(&route, at, cx, provider, old)?;
+        let metadata_url = resource_metadata_url(cx.public_url, &route);
+        let access = access(&route, at, cx, provider, old, &metadata_url)?;
+        let mcp = route
+            .mcp
+            .as_ref()
+            .map(|spec| Policy::compile(spec, &route, &metadata_url, &format!("{at}.mcp")))
+            .transpose()?;
         let issuer = match (&oauth, provider) {
             (Some(server), _) => Some(server.issuer.as_str()),
             (None, Some(p)) => Some(p.config.issuer.as_str()),
             (None, None) => None,
         };
         let resource_metadata = issuer.map(|issuer| {
-            let scopes = match &route.auth {
-                Auth::Bearer(b) => b.scopes.as_slice(),
-                _ => &[],
-            };
-            metadata::resource_document(cx.public_url, &route, scopes, issuer)
+            metadata::resource_document(cx.public_url, &route, &route.scopes(), issuer)
         });
         Ok(CompiledRoute {
             metrics: RouteMetrics::new(&route.name),
@@ -265,6 +271,7 @@ impl CompiledRoute {
             access,
             oauth,
             resource_metadata,
+            mcp,
         })
     }
 }
@@ -293,28 +300,20 @@ fn access(
     cx: &Context,
     provider: Option<&Arc<Provider>>,
     old: Option<&CompiledRoute>,
+    metadata_url: &str,
 ) -> Result<Access, ConfigError> {
     let limit = rate_limiter(route, old).map(|limiter| Limit {
         limiter,
         state: cx.shared.state.clone(),
         bucket: route.name.clone(),
     });
-    let metadata_url = format!(
-        "{}/.well-known/oauth-protected-resource{}",
-        cx.public_url,
-        if route.prefix == "/" {
-            ""
-        } else {
-            &route.prefix
-        }
-    );
     Ok(match (&route.auth, provider) {
         (Auth::None, _) => Access::Open,
         (Auth::Issued(auth), _) => Access::Issued(Box::new(IssuedAccess {
             guard: IssuedGuard::new(
                 &route.name,
                 auth,
-                &metadata_url,
+                metadata_url,
                 cx.shared.sealer.clone(),
                 cx.shared.state.clone(),
             )
@@ -324,13 +323,14 @@ fn access(
         })),
         (Auth::Bearer(bearer), Some(provider)) => {
             let needs_subject = limit.is_some() || route.upstream_auth.identity.is_some();
-            let guard = Guard::new(bearer, &metadata_url, provider.clone(), needs_subject)
-                .map_err(|_| {
+            let guard = Guard::new(bearer, metadata_url, provider.clone(), needs_subject).map_err(
+                |_| {
                     ConfigError::new(
                         format!("{at}.auth.scopes"),
                         "a scope has characters a WWW-Authenticate header cannot carry",
                     )
-                })?;
+                },
+            )?;
             let exchange = route.upstream_auth.token_exchange.as_ref().map(|te| {
                 // Exchanged tokens stay valid only while the route and its provider are
                 // unchanged.
@@ -358,6 +358,16 @@ fn access(
         }
         (Auth::Bearer(_), None) => unreachable!("validation checks that the provider exists"),
     })
+}
+
+/// The URL of the route's protected resource metadata (RFC 9728).
+fn resource_metadata_url(public_url: &str, route: &Route) -> String {
+    let path = if route.prefix == "/" {
+        ""
+    } else {
+        &route.prefix
+    };
+    format!("{public_url}/.well-known/oauth-protected-resource{path}")
 }
 
 /// The route's rate limiter: the previous snapshot's (with its state) when the limit did

@@ -52,6 +52,11 @@ pub fn build(state: GatewayState, opts: &StartOptions) -> Result<Server, ConfigE
         daemon: opts.daemon,
         ..Opt::default()
     };
+    if let Some(path) = &config.audit_log {
+        crate::logging::audit_to(path, !opts.daemon).map_err(|e| {
+            ConfigError::new("audit_log", format!("cannot open {}: {e}", path.display()))
+        })?;
+    }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
     metrics::init();

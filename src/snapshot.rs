@@ -282,5 +282,8 @@ fn restart_only_changes(old: &Config, new: &Config) -> Vec<&'static str> {
     if old.state != new.state {
         changed.push("state");
     }
+    if old.audit_log != new.audit_log {
+        changed.push("audit_log");
+    }
     changed
 }

@@ -86,7 +86,7 @@ fn tokens_of_every_algorithm_pass_and_the_upstream_never_sees_them() {
         assert_eq!(get(&gw, "/mcp/tools", Some(&token)).status(), 200);
     }
     assert_eq!(up.seen_count(), 2 * algs.len());
-    gw.log_with(r#"sub="alice" route=/mcp method=GET status=200"#);
+    gw.log_with(r#""route":"/mcp","sub":"alice","http_method":"GET","status":200"#);
 }
 
 #[test]
@@ -534,7 +534,7 @@ fn rate_limits_are_per_subject_with_retry_after() {
         gw.metric(r#"mcpgate_auth_failures_total{reason="rate_limited",route="/mcp"}"#),
         1.0
     );
-    gw.log_with(r#"sub="alice" route=/mcp method=GET status=429"#);
+    gw.log_with(r#""route":"/mcp","sub":"alice","http_method":"GET","status":429"#);
 }
 
 #[test]

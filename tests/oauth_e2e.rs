@@ -68,6 +68,6 @@ routes:
     assert_eq!(pages.first(), Some(&"gateway consent"), "{pages:?}");
     assert!(pages.contains(&"idp login"), "{pages:?}");
     // The audit trail names the IdP's subject for the MCP traffic.
-    gw.log_with(r#"sub="alice" route=/mcp/everything"#);
+    gw.log_with(r#""route":"/mcp/everything","sub":"alice""#);
     drop(idp);
 }

@@ -22,6 +22,11 @@ pub fn digest(data: &[u8]) -> Key {
     key
 }
 
+/// Lower-case hex of `bytes`: digests in state keys and log lines are text.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub struct Entry<V> {
     key: Key,
     /// In the caller's clock; the entry is gone at and after this instant.

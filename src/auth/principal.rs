@@ -11,6 +11,8 @@ pub struct Principal {
     pub audiences: Vec<String>,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// The OAuth client the token was issued to (`client_id`, else `azp`), for audit lines.
+    pub client_id: Option<String>,
     /// `email`, only if the token says it is verified (`email_verified: true`) or the
     /// provider is trusted to send verified addresses only: an unverified address proves
     /// nothing (anyone can put any address in an account at some IdPs).
@@ -19,13 +21,14 @@ pub struct Principal {
 }
 
 impl Principal {
-    /// Only a subject: the gateway's own tokens carry no claims to read.
-    pub fn subject_only(subject: String) -> Principal {
+    /// Only a subject and a client: the gateway's own tokens carry no claims to read.
+    pub fn subject_only(subject: String, client_id: Option<String>) -> Principal {
         Principal {
             subject,
             scopes: Vec::new(),
             audiences: Vec::new(),
             expires_at: None,
+            client_id,
             email: None,
             claims: Map::new(),
         }
@@ -59,6 +62,10 @@ impl Principal {
             scopes,
             audiences,
             expires_at: claims.get("exp").and_then(Value::as_u64),
+            client_id: ["client_id", "azp"]
+                .iter()
+                .find_map(|k| claims.get(*k).and_then(Value::as_str))
+                .map(str::to_string),
             email: claims
                 .get("email")
                 .and_then(Value::as_str)

@@ -59,3 +59,18 @@ pub(super) fn http_url(s: &str, at: &str) -> Result<String, ConfigError> {
         _ => Err(ConfigError::new(at, "must be an http(s) URL")),
     }
 }
+
+/// Claim path → the value it must have, as JSON (what tokens are read as).
+pub(super) fn claim_values(
+    claims: std::collections::BTreeMap<String, serde_norway::Value>,
+    at: &str,
+) -> Result<Vec<(String, serde_json::Value)>, ConfigError> {
+    claims
+        .into_iter()
+        .map(|(k, v)| {
+            serde_json::to_value(v)
+                .map(|v| (k.clone(), v))
+                .map_err(|e| ConfigError::new(format!("{at}.{k}"), e.to_string()))
+        })
+        .collect()
+}

@@ -14,6 +14,8 @@ pub struct FileConfig {
     pub tls: Option<TlsFile>,
     pub metrics: Option<String>,
     pub access_log: Option<bool>,
+    /// A file for the audit lines, relative to the config file's directory.
+    pub audit_log: Option<String>,
     #[serde(default)]
     pub server: ServerFile,
     #[serde(default)]
@@ -149,6 +151,42 @@ pub struct RouteFile {
     pub upstream_auth: Option<UpstreamAuthFile>,
     pub cors: Option<CorsFile>,
     pub spawn: Option<SpawnFile>,
+    pub mcp: Option<McpFile>,
+}
+
+/// What the gateway reads of a route's MCP requests, and who may call what.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpFile {
+    /// `64KiB`, `16KiB`, or a number of bytes.
+    pub max_body: Option<serde_norway::Value>,
+    pub audit_arguments: Option<bool>,
+    pub tools: Option<NameRulesFile>,
+    pub prompts: Option<NameRulesFile>,
+    pub resources: Option<NameRulesFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRulesFile {
+    /// `allow` or `deny`: what a name no rule matches gets.
+    pub default: Option<String>,
+    #[serde(default)]
+    pub rules: Vec<NameRuleFile>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NameRuleFile {
+    /// A name or glob (`delete_*`), or a list of them.
+    pub name: OneOrMany,
+    pub allow: Option<bool>,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub claims: BTreeMap<String, serde_norway::Value>,
 }
 
 /// What protects a route. There is no default: a route without `auth` does not load.

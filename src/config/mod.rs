@@ -8,6 +8,7 @@ mod file;
 mod interpolate;
 mod validate;
 mod validate_auth;
+mod validate_mcp;
 mod validate_providers;
 
 pub use validate_auth::DEFAULT_CORS_ORIGINS;
@@ -59,6 +60,8 @@ pub struct Config {
     pub metrics: Option<SocketAddr>,
     /// One log line per request (method, path without query, status, route, latency).
     pub access_log: bool,
+    /// A file for the audit lines (one JSON object each); `None`: they go to the log.
+    pub audit_log: Option<PathBuf>,
     pub server: ServerSettings,
     pub connections: ConnectionLimits,
     /// What the upstream is told of the client's address.
@@ -161,6 +164,71 @@ pub struct Route {
     /// Browser origins allowed to call the route (exact `scheme://host[:port]`).
     pub cors_origins: Vec<String>,
     pub spawn: Option<Spawn>,
+    /// Set when the route reads its MCP requests (`mcp:`): tool rules, audit lines.
+    pub mcp: Option<McpPolicy>,
+}
+
+impl Route {
+    /// The scopes a client may ask for on this route: its own, then those its MCP rules
+    /// need (which a step-up asks for).
+    pub fn scopes(&self) -> Vec<String> {
+        let Auth::Bearer(bearer) = &self.auth else {
+            return Vec::new();
+        };
+        let mut scopes = bearer.scopes.clone();
+        let policy = self.mcp.iter();
+        let kinds = policy.flat_map(|m| [&m.tools, &m.prompts, &m.resources]);
+        for rule in kinds.flatten().flat_map(|r| &r.rules) {
+            if let Need::Require { scopes: needed, .. } = &rule.need {
+                for scope in needed {
+                    if !scopes.contains(scope) {
+                        scopes.push(scope.clone());
+                    }
+                }
+            }
+        }
+        scopes
+    }
+}
+
+/// A route's MCP policy: how much of a request body the gateway reads to decide, and the
+/// rules for each kind of named thing a client can ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpPolicy {
+    pub max_body: usize,
+    /// Audit lines carry the tool arguments themselves, not only their digest.
+    pub audit_arguments: bool,
+    pub tools: Option<NameRules>,
+    pub prompts: Option<NameRules>,
+    /// Matched against resource URIs.
+    pub resources: Option<NameRules>,
+}
+
+/// Ordered rules: the first whose name matches decides; no match, the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameRules {
+    pub default_allow: bool,
+    pub rules: Vec<NameRule>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct NameRule {
+    /// Exact names and globs (`*` any run of characters, `?` one character).
+    pub names: Vec<String>,
+    pub need: Need,
+}
+
+/// What a rule asks of the caller.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Need {
+    Allow,
+    Deny,
+    /// Every scope, one of the roles (if any are named), every claim value.
+    Require {
+        scopes: Vec<String>,
+        roles: Vec<String>,
+        claims: Vec<(String, serde_json::Value)>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

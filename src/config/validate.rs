@@ -15,7 +15,7 @@ use super::{
     parse_duration, Auth, ClientDocuments, Config, ConfigError, ConnectionLimits, ForwardedPolicy,
     ProviderConfig, Route, ServerSettings, ServiceConfig, Spawn, Timeouts, TlsConfig, Upstream,
 };
-use super::{validate_auth, validate_providers};
+use super::{validate_auth, validate_mcp, validate_providers};
 
 const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -150,6 +150,7 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         tls,
         metrics,
         access_log: file.access_log.unwrap_or(true),
+        audit_log: file.audit_log.map(|p| base.join(p)),
         server,
         connections,
         forwarded,
@@ -310,6 +311,10 @@ fn route(
         providers,
     )?;
     let cors_origins = validate_auth::cors(raw.cors, &format!("{at}.cors"))?;
+    let mcp = raw
+        .mcp
+        .map(|m| validate_mcp::mcp(m, &auth, &format!("{at}.mcp")))
+        .transpose()?;
     let spawn = raw
         .spawn
         .map(|s| spawn(s, &upstream, &format!("{at}.spawn"), base))
@@ -329,6 +334,7 @@ fn route(
         upstream_auth,
         cors_origins,
         spawn,
+        mcp,
     })
 }
 

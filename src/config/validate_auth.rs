@@ -6,7 +6,7 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue};
 use url::Url;
 
-use super::fields::{bounded, duration, http_url};
+use super::fields::{bounded, claim_values, duration, http_url};
 use super::file::{
     AllowFile, AuthFile, BearerFile, ChainedFileOrName, CorsFile, OneOrMany, PassthroughFile,
     RateLimitFile, RolesFile, UpstreamAuthFile,
@@ -161,15 +161,7 @@ pub fn auth(
         emails: allow.emails,
         groups: allow.groups,
         groups_claim: allow.groups_claim.unwrap_or_else(|| "groups".into()),
-        claims: allow
-            .claims
-            .into_iter()
-            .map(|(k, v)| {
-                serde_json::to_value(v)
-                    .map(|v| (k.clone(), v))
-                    .map_err(|e| ConfigError::new(format!("{at}.allow.claims.{k}"), e.to_string()))
-            })
-            .collect::<Result<_, _>>()?,
+        claims: claim_values(allow.claims, &format!("{at}.allow.claims"))?,
     };
     let roles = Roles {
         from_scopes: roles.from_scopes.into_iter().collect(),

@@ -14,8 +14,7 @@ use super::records::{AuthRequest, SignInState};
 use super::reply::{self, Reply};
 use super::seal::Purpose;
 use super::server::AuthServer;
-use super::token::hex;
-use crate::auth::cache::digest;
+use crate::auth::cache::{digest, hex};
 use crate::auth::unix_now;
 use crate::state::Claim;
 

@@ -77,16 +77,17 @@ impl IssuedGuard {
     /// gets.
     pub fn check(&self, req: &RequestHeader, now: u64) -> Result<(Arc<Principal>, String), Deny> {
         let token = bearer_token(req).map_err(|r| self.challenges.reject(r))?;
-        let (grant, credential) = if self.raw {
+        let (grant, credential, client) = if self.raw {
             (
                 pseudonym(&self.sealer, &self.route, token),
                 token.to_string(),
+                None,
             )
         } else {
             let access = self.open(token, now)?;
-            (access.g, access.k)
+            (access.g, access.k, Some(access.c).filter(|c| !c.is_empty()))
         };
-        let principal = Arc::new(Principal::subject_only(format!("grant:{grant}")));
+        let principal = Arc::new(Principal::subject_only(format!("grant:{grant}"), client));
         Ok((principal, credential))
     }
 

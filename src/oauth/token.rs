@@ -15,7 +15,7 @@ use super::records::{Code, Refresh};
 use super::reply::{self, Reply};
 use super::seal::Purpose;
 use super::server::{AuthServer, Protocol, Tokens};
-use crate::auth::cache::digest;
+use crate::auth::cache::{digest, hex};
 use crate::auth::provider::IdpEndpoint;
 use crate::auth::unix_now;
 use crate::state::Claim;
@@ -24,11 +24,6 @@ use crate::state::Claim;
 const SPENT_REFRESH_TTL: u64 = 90 * 24 * 3600;
 /// Polls (100 ms apart) for the answer of a refresh still being made.
 const RETRY_POLLS: usize = 50;
-
-/// Lower-case hex of `bytes`: state keys are text.
-pub(super) fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
 
 impl AuthServer {
     /// `POST …/oauth/token`.
