@@ -14,6 +14,10 @@ use crate::auth::jwk::KeySet;
 use crate::auth::jwt;
 use crate::auth::principal::Principal;
 use crate::config::Config;
+use crate::mcp::headers;
+use crate::mcp::lists::ListReply;
+use crate::mcp::message::Kind;
+use crate::mcp::Policy;
 use crate::oauth::clients::registered_client;
 use crate::oauth::params::{basic_credentials, cookie_value, Params};
 use crate::oauth::seal::{Purpose, Sealer, MAX_PLAINTEXT};
@@ -210,11 +214,76 @@ pub fn config(data: &[u8]) {
     }
 }
 
+/// A posted MCP request: the first byte picks the protocol version header, the bytes up to
+/// the first newline are the `Mcp-Name` header, the rest is the body. The policy (rules with
+/// globs) judges it without panicking; a request it lets through names, in its header, what
+/// its body names.
+pub fn mcp_request(data: &[u8]) {
+    static POLICY: LazyLock<Policy> = LazyLock::new(|| {
+        let yaml = "listen: 127.0.0.1:1\nroutes:\n\
+            - prefix: /\n  upstream: http://127.0.0.1:2\n  auth: none\n  mcp:\n    tools:\n      \
+            default: deny\n      rules: [ { name: [\"echo\", \"*_?st*\"], allow: true } ]\n";
+        let config = Config::from_yaml(yaml, Path::new("."), &|_| None).unwrap();
+        let route = &config.routes[0];
+        Policy::compile(route.mcp.as_ref().unwrap(), route, "http://x/prm", "mcp").unwrap()
+    });
+    let Some((&version, rest)) = data.split_first() else {
+        return;
+    };
+    let (name, body) = match rest.iter().position(|b| *b == b'\n') {
+        Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
+        None => (None, rest),
+    };
+    let mut headers = http::HeaderMap::new();
+    let version = ["2026-07-28", "2025-11-25"].get(usize::from(version % 3));
+    if let Some(v) = version {
+        headers.insert("mcp-protocol-version", http::HeaderValue::from_static(v));
+    }
+    if let Some(value) = name.and_then(|n| http::HeaderValue::from_bytes(n).ok()) {
+        headers.insert("mcp-name", value);
+    }
+    let (inspected, refusal) = POLICY.judge(&headers, body, None);
+    if let (Some(inspected), None) = (inspected, refusal) {
+        if let (Some(name), Some(header)) = (&inspected.name, headers.get("mcp-name")) {
+            assert_eq!(
+                headers::decode(header, true).as_deref(),
+                Some(name.as_str()),
+                "a call let through names in its header what its body names"
+            );
+        }
+    }
+}
+
+/// A list reply passing the filter that keeps everything: split into two chunks at a point
+/// the first byte picks, it comes out as it went in (an event stream: up to its last
+/// complete event).
+pub fn mcp_list(data: &[u8]) {
+    let Some((&split, reply)) = data.split_first() else {
+        return;
+    };
+    let at = usize::from(split) * reply.len() / 256;
+    for stream in [false, true] {
+        let mut list = ListReply::new(Kind::Tool, serde_json::json!(1), false);
+        list.stream = stream;
+        let mut out = Vec::new();
+        let (a, b) = reply.split_at(at);
+        for (chunk, end) in [(a, false), (b, true)] {
+            let chunk = bytes::Bytes::copy_from_slice(chunk);
+            out.extend(list.filter(Some(chunk), end, &|_| true).unwrap_or_default());
+        }
+        if stream {
+            assert!(reply.starts_with(&out), "events pass as they came");
+        } else {
+            assert_eq!(out, reply, "a JSON reply passes as it came");
+        }
+    }
+}
+
 /// A fuzz target: arbitrary bytes in, a panic out if a property breaks.
 pub type Target = fn(&[u8]);
 
 /// Every entry point by name, for the corpus test and `fuzz/`.
-pub const TARGETS: [(&str, Target); 9] = [
+pub const TARGETS: [(&str, Target); 11] = [
     ("jwt", jwt),
     ("jwks", jwks),
     ("path", path),
@@ -224,4 +293,6 @@ pub const TARGETS: [(&str, Target); 9] = [
     ("client_document", client_document),
     ("registration", registration),
     ("config", config),
+    ("mcp_request", mcp_request),
+    ("mcp_list", mcp_list),
 ];

@@ -138,16 +138,19 @@ fn tool_calls_are_decided_before_the_upstream_and_audited() {
     let before = up.seen_count();
     let r = post(&gw, "/mcp", &ann, &[], &call(2, "format_disk", json!({})));
     assert_eq!(r.status(), 403);
+    // A JSON-RPC error for the request's id, the OAuth error in its data.
     let refusal = json_of(r);
-    assert_eq!(refusal["error"], "access_denied");
-    assert!(refusal["error_description"]
+    assert_eq!(refusal["id"], 2);
+    assert_eq!(refusal["error"]["code"], -32003);
+    assert_eq!(refusal["error"]["data"]["error"], "access_denied");
+    assert!(refusal["error"]["data"]["error_description"]
         .as_str()
         .unwrap()
         .contains("refused by default"));
     let bob = token(&idp, "bob", "mcp", &[]);
     let r = post(&gw, "/mcp", &bob, &[], &call(3, "admin_reset", json!({})));
     assert_eq!(r.status(), 403);
-    assert!(json_of(r)["error_description"]
+    assert!(json_of(r)["error"]["message"]
         .as_str()
         .unwrap()
         .contains("routes[0].mcp.tools.rules[2] (admin_reset)"));
@@ -172,7 +175,7 @@ fn tool_calls_are_decided_before_the_upstream_and_audited() {
         ),
         "{challenge}"
     );
-    assert_eq!(json_of(r)["error"], "insufficient_scope");
+    assert_eq!(json_of(r)["error"]["data"]["error"], "insufficient_scope");
     let prm: Value = Client::new()
         .get(gw.url("/.well-known/oauth-protected-resource/mcp"))
         .send()

@@ -24,7 +24,7 @@ pub struct ListReply {
     /// not be served to another caller from a shared cache).
     private: bool,
     /// Whether the reply is an event stream; decided by its `Content-Type`.
-    stream: bool,
+    pub(crate) stream: bool,
     pending: BytesMut,
     /// Why the reply cannot be filtered (too large, compressed): it becomes an error.
     unfilterable: Option<&'static str>,

@@ -145,20 +145,15 @@ impl Policy {
         let mut inspected = self.inspected(&message);
         if let Err(why) = headers::check(headers, &message) {
             inspected.decision = "mismatch";
-            let body = serde_json::json!({
-                "jsonrpc": "2.0",
-                "id": message.id.map(|id| serde_json::from_str::<Value>(id.get()).ok()),
-                "error": {"code": headers::HEADER_MISMATCH, "message": why},
-            });
             let refusal = Refusal {
                 status: 400,
                 challenge: None,
-                body: Bytes::from(body.to_string()),
+                body: rpc_error(&message, headers::HEADER_MISMATCH, &why, None),
             };
             return (Some(self.count(inspected)), Some(refusal));
         }
         let refusal = match (Kind::of_call(&message.method), &message.name) {
-            (Some((kind, _)), Some(name)) => self.decide(kind, &message.method, name, caller),
+            (Some((kind, _)), Some(name)) => self.decide(kind, &message, name, caller),
             _ => None,
         };
         inspected.decision = match &refusal {
@@ -186,33 +181,43 @@ impl Policy {
         (Some(self.count(unnamed("", "too_large"))), Some(refusal))
     }
 
+    /// The refusal of a call the rules do not let through: a JSON-RPC error the client can
+    /// match to its request, with the OAuth error in its `data`.
     fn decide(
         &self,
         kind: Kind,
-        method: &str,
+        message: &Message,
         name: &str,
         caller: Option<&Principal>,
     ) -> Option<Refusal> {
         let rules = self.rules(kind)?;
-        match rules.decide(name, caller, self.roles.as_ref()) {
-            Decision::Allow => None,
-            Decision::StepUp(challenge) => Some(Refusal {
-                status: 403,
-                challenge: Some(challenge.clone()),
-                body: error_body(
-                    "insufficient_scope",
-                    &format!("{method} `{name}` needs more scope than the token has"),
-                ),
-            }),
-            Decision::Deny(rule) => Some(Refusal {
-                status: 403,
-                challenge: None,
-                body: error_body(
-                    "access_denied",
-                    &format!("{method} `{name}` is refused by {rule}"),
-                ),
-            }),
-        }
+        let method = &message.method;
+        let (error, description, challenge) = match rules.decide(name, caller, self.roles.as_ref())
+        {
+            Decision::Allow => return None,
+            Decision::StepUp(challenge) => (
+                "insufficient_scope",
+                format!("{method} `{name}` needs more scope than the token has"),
+                Some(challenge.clone()),
+            ),
+            Decision::Deny(rule) => (
+                "access_denied",
+                format!("{method} `{name}` is refused by {rule}"),
+                None,
+            ),
+        };
+        let data = serde_json::json!({"error": error, "error_description": description});
+        let body = rpc_error(
+            message,
+            FORBIDDEN,
+            &format!("Forbidden: {description}"),
+            Some(data),
+        );
+        Some(Refusal {
+            status: 403,
+            challenge,
+            body,
+        })
     }
 
     /// The filter of a list request's reply: it keeps what the caller may use.
@@ -296,6 +301,22 @@ fn invalid(why: &str) -> Refusal {
         challenge: None,
         body: error_body("invalid_request", why),
     }
+}
+
+/// The JSON-RPC error code of a call the policy refuses (implementation-defined range).
+pub const FORBIDDEN: i32 = -32003;
+
+/// A JSON-RPC error answering `message` (by its id).
+fn rpc_error(message: &Message, code: i32, text: &str, data: Option<Value>) -> Bytes {
+    let id = message
+        .id
+        .and_then(|id| serde_json::from_str::<Value>(id.get()).ok());
+    let mut error = serde_json::json!({"code": code, "message": text});
+    if let Some(data) = data {
+        error["data"] = data;
+    }
+    let body = serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error});
+    Bytes::from(body.to_string())
 }
 
 fn error_body(error: &str, description: &str) -> Bytes {

@@ -98,7 +98,12 @@ fn a_call_is_allowed_denied_or_stepped_up() {
         .to_str()
         .unwrap()
         .contains(r#"scope="mcp repo:delete""#));
-    assert_eq!(body_of(&refusal)["error"], "insufficient_scope");
+    let body = body_of(&refusal);
+    assert_eq!(
+        (body["id"].as_i64(), body["error"]["code"].as_i64()),
+        (Some(9), Some(-32003))
+    );
+    assert_eq!(body["error"]["data"]["error"], "insufficient_scope");
 
     let (i, refusal) = judge(&p, &h, &call("admin_reset"), Some(&ann));
     assert!(refusal.is_none(), "{}", i.decision);
@@ -111,9 +116,9 @@ fn a_call_is_allowed_denied_or_stepped_up() {
         "a role is no scope: no step-up"
     );
     let body = body_of(&refusal);
-    assert_eq!(body["error"], "access_denied");
+    assert_eq!(body["error"]["data"]["error"], "access_denied");
     assert_eq!(
-        body["error_description"],
+        body["error"]["data"]["error_description"],
         "tools/call `admin_reset` is refused by routes[0].mcp.tools.rules[2] (admin_reset)"
     );
     let (i, refusal) = judge(&p, &h, &call("format_disk"), Some(&bob));

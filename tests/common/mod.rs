@@ -655,27 +655,32 @@ pub fn wait_for(url: &str, what: &str) {
 }
 
 /// Runs `tests/e2e/mcp_oauth_client.mjs` against the gateway route `prefix` with `sdk`
-/// (`v1` or `v2`) and extra environment, and returns the JSON line it prints. Panics,
-/// with the client's output and the gateway's log, if it fails or takes over 60 s.
+/// (`v1` or `v2`) and extra environment, and returns the JSON line it prints.
 pub fn oauth_client(
     gw: &Gateway,
     prefix: &str,
     sdk: &str,
     env: &[(&str, &str)],
 ) -> serde_json::Value {
+    let url = gw.url(prefix);
+    run_client(gw, &["node", "mcp_oauth_client.mjs", &url, sdk], env)
+}
+
+/// Runs a client script of `tests/e2e` (`node x.mjs …`, `python3 x.py …`) from there with
+/// extra environment, and returns the JSON line it prints. Panics, with the client's output
+/// and the gateway's log, if it fails or takes over 60 s.
+pub fn run_client(gw: &Gateway, command: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let e2e = e2e_dir();
     let out = tempfile::tempdir().unwrap();
     let file = |name: &str| std::fs::File::create(out.path().join(name)).unwrap();
-    let mut child = Command::new("node")
-        .arg(e2e.join("mcp_oauth_client.mjs"))
-        .arg(gw.url(prefix))
-        .arg(sdk)
+    let mut child = Command::new(command[0])
+        .args(&command[1..])
         .current_dir(&e2e)
         .envs(env.iter().copied())
         .stdout(Stdio::from(file("stdout")))
         .stderr(Stdio::from(file("stderr")))
         .spawn()
-        .expect("node runs");
+        .expect("the client runs");
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {
@@ -699,7 +704,7 @@ pub fn oauth_client(
         },
     };
     panic!(
-        "{sdk} client {problem}: {stdout}\n{stderr}\ngateway log:\n{}",
+        "{command:?} {problem}: {stdout}\n{stderr}\ngateway log:\n{}",
         gw.log()
     )
 }
