@@ -57,13 +57,27 @@ fn write_config_with(
          providers:\n  idp:\n    issuer: {}\n    jwks_file: jwks.json\n    token_cache: {token_cache}\n\
          routes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n\
          \x20 - prefix: /open\n    upstream: http://127.0.0.1:2/mcp\n    auth: none\n\
-         \x20 - prefix: /keyed\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ passthrough: {{ prompt: Key, header: \"X-API-Key: {{key}}\" }} }}\n",
+         \x20 - prefix: /keyed\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ passthrough: {{ prompt: Key, header: \"X-API-Key: {{key}}\" }} }}\n\
+         \x20 - prefix: /ruled\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n{TEN_RULES}",
         idp.issuer()
     );
     let path = dir.join("mcpgate.yaml");
     std::fs::write(&path, yaml).unwrap();
     path
 }
+
+/// Ten tool rules; the bench's `echo` is decided by the last (every glob before it is tried).
+const TEN_RULES: &str = "    mcp:\n      tools:\n        default: deny\n        rules:\n\
+    \x20         - { name: \"delete_*\", scopes: [repo:delete] }\n\
+    \x20         - { name: \"admin_*\", allow: false }\n\
+    \x20         - { name: [drop_table, truncate_table], allow: false }\n\
+    \x20         - { name: \"*_secret\", allow: false }\n\
+    \x20         - { name: \"list_*\", allow: true }\n\
+    \x20         - { name: \"get_*\", allow: true }\n\
+    \x20         - { name: \"search_*\", allow: true }\n\
+    \x20         - { name: create_issue, scopes: [issues:write] }\n\
+    \x20         - { name: \"?pdate_*\", scopes: [issues:write] }\n\
+    \x20         - { name: echo, allow: true }\n";
 
 fn token(idp: &Idp, alg: Alg) -> String {
     let mut claims = idp.claims(AUD, "bench-user");
@@ -259,8 +273,40 @@ fn whole_request(c: &mut Criterion) {
         },
     );
     let keyed = request("/keyed/x", &format!("Authorization: Bearer {sealed}\r\n"));
+    // A tools/call of each protocol generation: 2026-07-28 mirrors method and name into
+    // headers (checked against the body), 2025-11-25 names them in the body only.
+    let call = |path: &str, modern: bool| {
+        let (headers, meta) = if modern {
+            (
+                "MCP-Protocol-Version: 2026-07-28\r\nMcp-Method: tools/call\r\nMcp-Name: echo\r\n",
+                r#","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#,
+            )
+        } else {
+            (
+                "MCP-Protocol-Version: 2025-11-25\r\nMcp-Session-Id: 5f1c\r\n",
+                "",
+            )
+        };
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{{"name":"echo","arguments":{{"message":"hello"}}{meta}}}}}"#
+        );
+        format!(
+            "POST {path} HTTP/1.1\r\nHost: mcp.example.com\r\nAuthorization: Bearer {jwt}\r\n\
+             Content-Type: application/json\r\nAccept: application/json, text/event-stream\r\n\
+             {headers}Content-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    };
+    let (plain_2026, ruled_2026) = (call("/mcp", true), call("/ruled", true));
+    let (plain_2025, ruled_2025) = (call("/mcp", false), call("/ruled", false));
     for g in std::iter::once(&memory).chain(&shared) {
-        for (name, r) in [("the JWT", &protected), ("the sealed token", &keyed)] {
+        for (name, r) in [
+            ("the JWT", &protected),
+            ("the sealed token", &keyed),
+            ("a 2026-07-28 call", &ruled_2026),
+            ("a 2025-11-25 call", &ruled_2025),
+        ] {
             assert!(!rt.block_on(through_filters(g, r)), "{name} passes");
         }
     }
@@ -273,6 +319,17 @@ fn whole_request(c: &mut Criterion) {
     c.bench_function("whole_request/passthrough_sealed", |b| {
         b.iter(|| rt.block_on(through_filters(&memory, black_box(&keyed))))
     });
+    // Tool rules: the same JWT route without and with ten rules, for each generation.
+    for (name, request) in [
+        ("whole_request/tools_call_2026/no_rules", &plain_2026),
+        ("whole_request/tools_call_2026/ten_rules", &ruled_2026),
+        ("whole_request/tools_call_2025/no_rules", &plain_2025),
+        ("whole_request/tools_call_2025/ten_rules", &ruled_2025),
+    ] {
+        c.bench_function(name, |b| {
+            b.iter(|| rt.block_on(through_filters(&memory, black_box(request))))
+        });
+    }
     // The same with `state: redis`: a bearer check asks Redis nothing (revocations are read
     // from the local view), so these must cost what the memory state's do.
     let Some(shared) = &shared else {

@@ -98,10 +98,15 @@ fn write_audit(record: &Record) -> bool {
         return false;
     };
     let line = format!("{}\n", record.args());
-    let _ = match sink {
-        AuditSink::Background(writer) => writer.clone().write_all(line.as_bytes()),
-        AuditSink::Direct(file) => (&*file).write_all(line.as_bytes()),
-    };
+    match sink {
+        AuditSink::Background(writer) => {
+            let _ = writer.clone().write_all(line.as_bytes());
+            metrics::AUDIT_LINES_DROPPED.set(writer.error_counter().dropped_lines() as i64);
+        }
+        AuditSink::Direct(file) => {
+            let _ = (&*file).write_all(line.as_bytes());
+        }
+    }
     true
 }
 

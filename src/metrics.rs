@@ -168,6 +168,24 @@ pub static LOG_LINES_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static AUDIT_LINES_DROPPED: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "mcpgate_audit_lines_dropped",
+        "Audit lines dropped since start because the audit file's queue was full (disk too slow)"
+    )
+    .expect("metric registers once")
+});
+
+pub static MCP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
+    register_int_counter_vec!(
+        "mcpgate_mcp_requests_total",
+        "MCP requests read on routes with an `mcp` block, by route, method, name (tool, \
+         prompt or resource URI; `(unlisted)` for one the upstream never listed) and decision",
+        &["route", "method", "name", "decision"]
+    )
+    .expect("metric registers once")
+});
+
 /// Registers every metric, so that all are listed (at zero) from the first scrape.
 pub fn init() {
     LazyLock::force(&REQUESTS);
@@ -187,14 +205,6 @@ pub fn init() {
     LazyLock::force(&STATE_OPERATIONS);
     LazyLock::force(&STATE_LATENCY);
     LazyLock::force(&STATE_FALLBACKS);
+    LazyLock::force(&AUDIT_LINES_DROPPED);
+    LazyLock::force(&MCP_REQUESTS);
 }
-
-pub static MCP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!(
-        "mcpgate_mcp_requests_total",
-        "MCP requests read on routes with an `mcp` block, by route, method, name (tool, \
-         prompt or resource URI; `(unlisted)` for one the upstream never listed) and decision",
-        &["route", "method", "name", "decision"]
-    )
-    .expect("metric registers once")
-});
