@@ -58,7 +58,7 @@ fn write_config_with(
          routes:\n  - prefix: /mcp\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n\
          \x20 - prefix: /open\n    upstream: http://127.0.0.1:2/mcp\n    auth: none\n\
          \x20 - prefix: /keyed\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ passthrough: {{ prompt: Key, header: \"X-API-Key: {{key}}\" }} }}\n\
-         \x20 - prefix: /ruled\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools] }}\n{TEN_RULES}",
+         \x20 - prefix: /ruled\n    upstream: http://127.0.0.1:2/mcp\n    auth: {{ provider: idp, scopes: [mcp:tools], audience: \"{AUD}\" }}\n{TEN_RULES}",
         idp.issuer()
     );
     let path = dir.join("mcpgate.yaml");
@@ -166,6 +166,28 @@ fn metadata(c: &mut Criterion) {
     let server = keyed.and_then(|r| r.oauth.as_ref()).unwrap();
     c.bench_function("metadata/authorization_server", |b| {
         b.iter(|| black_box(server.metadata()))
+    });
+}
+
+/// The tool-rules decision alone: a 2026-07-28 call's headers and body judged by ten rules.
+fn tool_rules(c: &mut Criterion) {
+    let idp = Idp::start();
+    let dir = tempfile::tempdir().unwrap();
+    let state = GatewayState::load(&write_config(dir.path(), &idp, 0)).unwrap();
+    let snapshot = state.snapshot();
+    let ruled = snapshot.routes.iter().find(|r| r.spec.prefix == "/ruled");
+    let policy = ruled.and_then(|r| r.mcp.as_ref()).unwrap();
+    let mut headers = http::HeaderMap::new();
+    headers.insert("mcp-protocol-version", "2026-07-28".parse().unwrap());
+    headers.insert("mcp-method", "tools/call".parse().unwrap());
+    headers.insert("mcp-name", "echo".parse().unwrap());
+    let body = br#"{"jsonrpc":"2.0","id":7,"method":"tools/call","params":{"name":"echo","arguments":{"message":"hello"},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let mut claims = idp.claims(AUD, "bench-user");
+    claims["scope"] = "mcp:tools".into();
+    let caller = Principal::from_claims(claims.as_object().unwrap().clone(), false);
+    assert!(policy.judge(&headers, body, Some(&caller)).1.is_none());
+    c.bench_function("tool_rules/judge_2026_call", |b| {
+        b.iter(|| black_box(policy.judge(&headers, black_box(body), Some(&caller))))
     });
 }
 
@@ -344,5 +366,12 @@ fn whole_request(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, verification, sealing, metadata, whole_request);
+criterion_group!(
+    benches,
+    verification,
+    sealing,
+    metadata,
+    tool_rules,
+    whole_request
+);
 criterion_main!(benches);

@@ -8,12 +8,17 @@
 use std::borrow::Cow;
 
 use base64::Engine;
-use http::{HeaderMap, HeaderValue};
+use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::message::{Kind, Message};
 
 /// The first revision that mirrors the method and name into headers.
 pub const FIRST_MIRRORING_VERSION: &str = "2026-07-28";
+
+/// The names, made once (a `&str` name is parsed on every lookup).
+const VERSION: HeaderName = HeaderName::from_static("mcp-protocol-version");
+const METHOD: HeaderName = HeaderName::from_static("mcp-method");
+const NAME: HeaderName = HeaderName::from_static("mcp-name");
 
 /// The JSON-RPC error code of a header that disagrees with the body.
 pub const HEADER_MISMATCH: i32 = -32020;
@@ -35,9 +40,7 @@ pub fn mirrors(version: &str) -> bool {
 
 /// The request's protocol version, if its header is there and readable.
 pub fn version(headers: &HeaderMap) -> Option<&str> {
-    headers
-        .get("mcp-protocol-version")
-        .and_then(|v| v.to_str().ok())
+    headers.get(VERSION).and_then(|v| v.to_str().ok())
 }
 
 /// Checks the headers against the message; the error is the -32020 message.
@@ -52,14 +55,14 @@ pub fn check(headers: &HeaderMap, message: &Message) -> Result<(), String> {
     let is_request = message.id.is_some();
     compare(
         headers,
-        "mcp-method",
+        METHOD,
         &message.method,
         modern && is_request,
         false,
     )?;
     if Kind::of_call(&message.method).is_some() {
         let name = message.name.as_deref().unwrap_or_default();
-        compare(headers, "mcp-name", name, modern, true)?;
+        compare(headers, NAME, name, modern, true)?;
     }
     Ok(())
 }
@@ -67,15 +70,19 @@ pub fn check(headers: &HeaderMap, message: &Message) -> Result<(), String> {
 /// `name`'s value against the body's; `encoded`: the value may use the Base64 form.
 fn compare(
     headers: &HeaderMap,
-    name: &'static str,
+    name: HeaderName,
     body: &str,
     required: bool,
     encoded: bool,
 ) -> Result<(), String> {
-    let display = display_name(name);
-    let mut values = headers.get_all(name).iter();
+    let display = if name == METHOD {
+        "Mcp-Method"
+    } else {
+        "Mcp-Name"
+    };
+    let mut values = headers.get_all(&name).iter();
     let (Some(value), None) = (values.next(), values.next()) else {
-        return match headers.contains_key(name) {
+        return match headers.contains_key(&name) {
             true => Err(format!(
                 "Header mismatch: {display} is given more than once"
             )),
@@ -92,13 +99,6 @@ fn compare(
         return Err(mismatch(display, &decoded, body));
     }
     Ok(())
-}
-
-fn display_name(name: &str) -> &'static str {
-    match name {
-        "mcp-method" => "Mcp-Method",
-        _ => "Mcp-Name",
-    }
 }
 
 fn mismatch(header: &str, got: &str, body: &str) -> String {

@@ -16,7 +16,7 @@ pub struct Rules {
 }
 
 struct Rule {
-    names: Vec<String>,
+    names: Vec<Pattern>,
     need: Need,
     /// What the 403 names: the rule's key path and its first name.
     label: String,
@@ -68,7 +68,7 @@ impl Rules {
         let Some(rule) = self
             .rules
             .iter()
-            .find(|r| r.names.iter().any(|pattern| glob_matches(pattern, name)))
+            .find(|r| r.names.iter().any(|pattern| pattern.matches(name)))
         else {
             return if self.default_allow {
                 Decision::Allow
@@ -129,11 +129,33 @@ fn compile_rule(rule: &NameRule, index: usize, route: &RouteFacts) -> Result<Rul
         _ => None,
     };
     Ok(Rule {
-        names: rule.names.clone(),
+        names: rule.names.iter().map(|n| Pattern::new(n)).collect(),
         need: rule.need.clone(),
         label,
         challenge,
     })
+}
+
+/// A rule's name: exact, or a glob (told apart once, when the route is compiled).
+enum Pattern {
+    Exact(String),
+    Glob(String),
+}
+
+impl Pattern {
+    fn new(text: &str) -> Pattern {
+        match text.contains(['*', '?']) {
+            true => Pattern::Glob(text.to_string()),
+            false => Pattern::Exact(text.to_string()),
+        }
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Pattern::Exact(exact) => exact == name,
+            Pattern::Glob(glob) => glob_matches(glob, name),
+        }
+    }
 }
 
 /// `*` matches any run of characters (also none), `?` exactly one; everything else itself.
