@@ -124,7 +124,7 @@ struct Quiet {
 
 impl Log for Quiet {
     fn enabled(&self, metadata: &Metadata) -> bool {
-        self.inner.enabled(metadata)
+        (metadata.target() == AUDIT_TARGET && AUDIT.get().is_some()) || self.inner.enabled(metadata)
     }
 
     fn log(&self, record: &Record) {

@@ -377,3 +377,42 @@ fn arguments_reach_the_audit_line_only_where_the_route_says() {
     let lines = audit_lines(&gw, 1);
     assert_eq!(lines[0]["arguments"], json!({"message": "kept"}));
 }
+
+#[test]
+fn the_audit_file_gets_every_line_whatever_rust_log_says() {
+    let up = Upstream::start();
+    let dir = tempfile::tempdir().unwrap();
+    let (port, metrics_port) = (common::free_port(), common::free_port());
+    let routes = common::route("/open", &up.url(), "mcp: { max_body: 1KiB }");
+    let config = Gateway::config_text(
+        dir.path(),
+        port,
+        metrics_port,
+        "audit_log: audit.log",
+        &routes,
+    );
+    let path = dir.path().join("mcpgate.yaml");
+    std::fs::write(&path, config).unwrap();
+    let gw = Gateway::start_file(
+        &path,
+        dir.path(),
+        &[("RUST_LOG", "warn".into())],
+        port,
+        metrics_port,
+    );
+    let r = post(&gw, "/open", "", &[], &call(1, "echo", json!({})));
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let audit = loop {
+        let text = std::fs::read_to_string(dir.path().join("audit.log")).unwrap_or_default();
+        if !text.is_empty() || std::time::Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let line: Value = serde_json::from_str(audit.trim()).expect("one audit line");
+    assert_eq!(
+        (line["name"].as_str(), line["decision"].as_str()),
+        (Some("echo"), Some("allowed"))
+    );
+}

@@ -48,6 +48,10 @@ pub struct Request<'a> {
 }
 
 pub fn write(r: Request) {
+    // Built only when it will be written (`RUST_LOG=warn` and no `audit_log`: never).
+    if !log::log_enabled!(target: AUDIT_TARGET, log::Level::Info) {
+        return;
+    }
     let mcp = r.inspected;
     let line = Line {
         time: rfc3339_now(),
