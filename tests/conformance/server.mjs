@@ -34,6 +34,7 @@ import {
   validateOriginHeader,
 } from "@modelcontextprotocol/server";
 import { z } from "zod";
+import { sendWebResponse, webRequest } from "../node/web_http.mjs";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 3000);
 if (!Number.isInteger(port) || port <= 0) {
@@ -570,19 +571,7 @@ const allowedOrigins = localhostAllowedOrigins();
 
 async function mcp(req, res) {
   const raw = req.method === "POST" ? Buffer.concat(await req.toArray()) : undefined;
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (Array.isArray(v)) v.forEach((x) => headers.append(k, x));
-    else if (v !== undefined) headers.set(k, v);
-  }
-  const aborter = new AbortController();
-  res.on("close", () => aborter.abort());
-  const request = new Request(new URL(req.url, `http://127.0.0.1:${port}`), {
-    method: req.method,
-    headers,
-    body: raw?.length ? raw : undefined,
-    signal: aborter.signal,
-  });
+  const request = webRequest(req, res, raw, `http://127.0.0.1:${port}`);
 
   let response;
   const host = validateHostHeader(req.headers.host, allowedHosts);
@@ -601,23 +590,7 @@ async function mcp(req, res) {
     response = await modern.fetch(request);
   }
 
-  const out = {};
-  response.headers.forEach((v, k) => (out[k] = v));
-  res.writeHead(response.status, out);
-  if (!response.body) return res.end();
-  res.flushHeaders();
-  const reader = response.body.getReader();
-  res.on("close", () => reader.cancel().catch(() => {}));
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      res.write(value);
-    }
-  } catch {
-    // the client went away mid-stream
-  }
-  res.end();
+  await sendWebResponse(res, response);
 }
 
 const http = createServer(async (req, res) => {

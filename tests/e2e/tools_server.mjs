@@ -37,6 +37,7 @@ import {
   isLegacyRequest,
 } from "@modelcontextprotocol/server";
 import { z } from "zod"; // the SDK's own schema library (its dependency, pinned by the lockfile)
+import { sendWebResponse, webRequest } from "../node/web_http.mjs";
 
 const port = Number(process.env.PORT);
 if (!port) {
@@ -188,20 +189,7 @@ function rpcMethods(body) {
 
 async function mcp(req, res) {
   const body = req.method === "POST" ? await readBody(req) : undefined;
-  const headers = new Headers();
-  for (const [k, v] of Object.entries(req.headers)) {
-    if (Array.isArray(v)) v.forEach((x) => headers.append(k, x));
-    else if (v !== undefined) headers.set(k, v);
-  }
-  // Aborted when the client goes away, so a dropped SSE stream ends on the SDK side too.
-  const aborter = new AbortController();
-  res.on("close", () => aborter.abort());
-  const request = new Request(new URL(req.url, `http://${req.headers.host ?? "127.0.0.1"}`), {
-    method: req.method,
-    headers,
-    body: body && body.length ? body : undefined,
-    signal: aborter.signal,
-  });
+  const request = webRequest(req, res, body, `http://${req.headers.host ?? "127.0.0.1"}`);
   const entry = {
     http: req.method,
     rpc: body ? rpcMethods(body) : [],
@@ -219,23 +207,7 @@ async function mcp(req, res) {
   entry.contentType = response.headers.get("content-type");
   if (logHeaders) console.error(`tools_server: ${JSON.stringify(entry)}`);
 
-  const out = {};
-  response.headers.forEach((v, k) => (out[k] = v));
-  res.writeHead(response.status, out);
-  if (!response.body) return res.end();
-  res.flushHeaders();
-  const reader = response.body.getReader();
-  res.on("close", () => reader.cancel().catch(() => {}));
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      res.write(value);
-    }
-  } catch {
-    // the client went away mid-stream
-  }
-  res.end();
+  await sendWebResponse(res, response);
 }
 
 createServer(async (req, res) => {
