@@ -25,13 +25,26 @@ pub mod server;
 /// The end-to-end tests' `seal_key` (32 bytes, base64).
 pub const SEAL_KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
-/// A port nothing listens on right now.
+/// A port nothing listens on right now, and nothing else will be given before the caller
+/// binds it: ports come from below the kernel's ephemeral range (which `bind(…:0)` of the
+/// harness's own servers and every client socket draw from), each handed out once per test
+/// binary, starting at an offset of the process id so that concurrent binaries rarely meet.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u32>().ok())
+        .filter(|low| *low > 11_000)
+        .unwrap_or(32_768);
+    let span = ephemeral_low - 10_000;
+    let start = std::process::id() * 97;
+    loop {
+        let port = 10_000 + (start + NEXT.fetch_add(1, Ordering::Relaxed)) % span;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
 }
 
 /// A running `mcpgate` process with its own config directory.
