@@ -21,6 +21,7 @@ use crate::connections;
 use crate::cors;
 use crate::mcp::{audit, Inspected, Policy};
 use crate::metrics;
+use crate::oauth::reply;
 use crate::oauth::server::{AuthServer, ClientIp};
 use crate::oauth::{self, Endpoint};
 use crate::respond;
@@ -29,6 +30,7 @@ use crate::snapshot::{GatewayState, Snapshot};
 use crate::target;
 use crate::upstream::credential::{self, UpstreamCredential};
 use crate::upstream::forwarded;
+use crate::upstream::spawn::Readiness;
 use crate::wellknown;
 
 /// Bodies the authorization server reads (forms, registrations) larger than this get 413.
@@ -124,12 +126,18 @@ impl ProxyHttp for Gateway {
             (Ok(path), Ok(host)) => (path, host),
             (Err(why), _) | (_, Err(why)) => return respond::invalid_request(session, why).await,
         };
+        if !snapshot.config.serves_host(host.as_deref()) {
+            let body = error_json!(
+                "invalid_request",
+                "this gateway listens on loopback and serves only localhost, its public_url's host and its routes' hosts"
+            );
+            return respond::error(session, 421, body).await;
+        }
         if let Some(answer) = wellknown::discovery(&snapshot, host.as_deref(), &path, req) {
             return respond::reply(session, answer).await;
         }
         let Some(found) = snapshot.router.lookup(host.as_deref(), &path) else {
-            let body = error_json!("not_found", "no route matches this path");
-            return respond::error(session, 404, body).await;
+            return respond::reply(session, wellknown::no_route(host.as_deref(), &path)).await;
         };
         let (index, endpoint) = (found.route, Endpoint::of(found.rest));
         if let Cow::Owned(path) = path {
@@ -140,12 +148,21 @@ impl ProxyHttp for Gateway {
         if let (Some(server), Some(endpoint)) = (&route.oauth, endpoint) {
             return self.oauth(session, server, endpoint).await;
         }
-        if !route.upstream_started().await {
-            let body = error_json!(
-                "upstream_starting",
-                "the upstream is starting; retry shortly"
-            );
-            return respond::error(session, 503, body).await;
+        match route.upstream_started().await {
+            Readiness::Ready => {}
+            Readiness::Starting => {
+                let body = error_json!(
+                    "upstream_starting",
+                    "the upstream is starting; retry shortly"
+                );
+                return respond::error(session, 503, body).await;
+            }
+            Readiness::Failed(reason) => {
+                let why = format!(
+                    "the upstream's command fails ({reason}); the gateway keeps restarting it"
+                );
+                return respond::reply(session, reply::error(502, "upstream_failed", &why)).await;
+            }
         }
         if let Some(answered) = self.cors(session, ctx, route).await? {
             return Ok(answered);

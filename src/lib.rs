@@ -4,6 +4,7 @@
 #[macro_use]
 pub mod respond;
 pub mod auth;
+pub mod banner;
 pub mod config;
 pub mod connections;
 pub mod control;

@@ -36,16 +36,23 @@ fn main() -> ExitCode {
         }
     };
     if cli.test {
+        for warning in state.snapshot().config.warnings() {
+            eprintln!("mcpgate: {}: warning: {warning}", cli.config.display());
+        }
         println!("mcpgate: {}: configuration is valid", cli.config.display());
         return ExitCode::SUCCESS;
     }
     server::raise_open_files_limit();
+    let snapshot = state.snapshot();
     let opts = StartOptions {
         upgrade: cli.upgrade,
         daemon: cli.daemon,
     };
     match server::build(state, &opts) {
-        Ok(server) => server.run_forever(),
+        Ok(server) => {
+            mcpgate::banner::started(&snapshot, &cli.config);
+            server.run_forever()
+        }
         Err(e) => {
             eprintln!("mcpgate: {}: {e}", cli.config.display());
             ExitCode::FAILURE

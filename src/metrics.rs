@@ -35,7 +35,7 @@ pub static LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static UPSTREAM_ERRORS: LazyLock<IntCounterVec> = LazyLock::new(|| {
     register_int_counter_vec!(
         "mcpgate_upstream_errors_total",
-        "Failed exchanges with an upstream, by route and kind (connect, timeout, protocol, starting)",
+        "Failed exchanges with an upstream, by route and kind (connect, timeout, protocol, starting, command_failed)",
         &["route", "kind"]
     )
     .expect("metric registers once")

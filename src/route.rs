@@ -27,7 +27,7 @@ use crate::state::State;
 use crate::upstream::credential::{Exchanger, UpstreamCredential};
 use crate::upstream::peer::UpstreamPeer;
 use crate::upstream::rewrite::Rewrite;
-use crate::upstream::spawn::{SpawnKey, SpawnState, Supervisor};
+use crate::upstream::spawn::{Readiness, SpawnKey, SpawnState, Supervisor};
 
 pub struct CompiledRoute {
     /// The route as validated.
@@ -278,18 +278,21 @@ impl CompiledRoute {
 
 impl CompiledRoute {
     /// Waits (up to its `ready_timeout`) for a spawned upstream that is (re)starting;
-    /// `false`, counted, if it is not listening by then.
-    pub async fn upstream_started(&self) -> bool {
+    /// counted when it is not listening by then or its command fails.
+    pub async fn upstream_started(&self) -> Readiness {
         let (Some((_, state)), Some(spawn)) = (&self.spawned, &self.spec.spawn) else {
-            return true;
+            return Readiness::Ready;
         };
-        let ready = state.wait_ready(spawn.ready_timeout).await;
-        if !ready {
-            metrics::UPSTREAM_ERRORS
-                .with_label_values(&[&self.spec.name, "starting"])
-                .inc();
-        }
-        ready
+        let readiness = state.wait_ready(spawn.ready_timeout).await;
+        let counted = match readiness {
+            Readiness::Ready => return readiness,
+            Readiness::Starting => "starting",
+            Readiness::Failed(_) => "command_failed",
+        };
+        metrics::UPSTREAM_ERRORS
+            .with_label_values(&[&self.spec.name, counted])
+            .inc();
+        readiness
     }
 }
 

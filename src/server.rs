@@ -1,7 +1,10 @@
 //! Builds the Pingora server and its services from a loaded state.
 
+use std::io::ErrorKind;
+use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pingora::apps::HttpServerOptions;
 use pingora::listeners::tls::TlsSettings;
@@ -56,6 +59,17 @@ pub fn build(state: GatewayState, opts: &StartOptions) -> Result<Server, ConfigE
         crate::logging::audit_to(path, !opts.daemon).map_err(|e| {
             ConfigError::new("audit_log", format!("cannot open {}: {e}", path.display()))
         })?;
+    }
+    if !opts.upgrade {
+        let metrics = config.metrics.iter().map(|addr| ("metrics", addr));
+        for (key, addr) in config
+            .listen
+            .iter()
+            .map(|addr| ("listen", addr))
+            .chain(metrics)
+        {
+            ensure_free(key, *addr)?;
+        }
     }
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -116,6 +130,41 @@ pub fn proxy_conf(threads: usize) -> ServerConf {
 /// without it. TLS listeners keep it (rustls reads records in small pieces).
 pub fn plain_listener(addr: &str) -> ListenerConfig {
     ListenerConfig::tcp(addr).l4_buffer(L4BufferSettings::default().read(0))
+}
+
+/// How long a start waits for an address that is in use to be freed (a previous instance
+/// still exiting) before it gives up.
+const ADDRESS_IN_USE_WAIT: Duration = Duration::from_secs(3);
+
+/// Fails, naming the address, when another process listens on it. Pingora itself would
+/// retry forever while the rest of the gateway (spawned upstreams among it) starts a second
+/// copy; only `-u` takes a running instance's sockets over.
+fn ensure_free(key: &str, addr: SocketAddr) -> Result<(), ConfigError> {
+    let deadline = Instant::now() + ADDRESS_IN_USE_WAIT;
+    loop {
+        // std sets SO_REUSEADDR as Pingora does: connections in TIME_WAIT do not count.
+        match std::net::TcpListener::bind(addr) {
+            Ok(_) => return Ok(()),
+            Err(e) if e.kind() == ErrorKind::AddrInUse && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) if e.kind() == ErrorKind::AddrInUse => {
+                return Err(ConfigError::new(
+                    key,
+                    format!(
+                        "{addr} is in use by another process (another mcpgate? `mcpgate -u` \
+                         takes a running instance's sockets over)"
+                    ),
+                ))
+            }
+            Err(e) => {
+                return Err(ConfigError::new(
+                    key,
+                    format!("cannot listen on {addr}: {e}"),
+                ))
+            }
+        }
+    }
 }
 
 /// Pingora's TLS setup panics on unreadable files; check them first for a clear message.

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arc_swap::ArcSwap;
-use log::{info, warn};
+use log::warn;
 
 use crate::auth::provider::Provider;
-use crate::config::{Auth, Config, ConfigError, SealKeys};
+use crate::config::{Config, ConfigError, SealKeys};
 use crate::metrics;
 use crate::oauth::cimd;
 use crate::oauth::seal::Sealer;
@@ -64,14 +64,7 @@ impl Snapshot {
         }
         let sealer = match (&config.seal_keys, previous) {
             (keys, Some(p)) if keys == &p.config.seal_keys => p.shared.sealer.clone(),
-            (keys, _) => {
-                let seals = config.providers.values().any(|p| p.brokers)
-                    || config
-                        .routes
-                        .iter()
-                        .any(|r| matches!(r.auth, Auth::Issued(_)));
-                Arc::new(sealer(keys, seals))
-            }
+            (keys, _) => Arc::new(sealer(keys)),
         };
         let services = config
             .oauth_services
@@ -171,19 +164,30 @@ impl Snapshot {
             .all(|(_, state)| state.is_ready())
             && self.providers.values().all(|p| p.is_loaded())
     }
+
+    /// Spawned upstreams whose command fails, for `/readyz`: route name and reason.
+    pub fn failing_upstreams(&self) -> Vec<serde_json::Value> {
+        let spawned = self
+            .routes
+            .iter()
+            .filter_map(|r| Some((r, &r.spawned.as_ref()?.1)));
+        spawned
+            .filter_map(|(route, state)| {
+                let reason = state.failure()?;
+                Some(serde_json::json!({"route": route.spec.name, "reason": reason.as_str()}))
+            })
+            .collect()
+    }
 }
 
 /// The sealer for `keys`; without a configured key, one random key for the whole process
-/// (so that reloads keep it), with a warning: flows then do not survive a restart or span
-/// replicas.
-fn sealer(keys: &SealKeys, seals: bool) -> Sealer {
+/// (so that reloads keep it): flows then do not survive a restart or span replicas, which
+/// the start says (`banner`).
+fn sealer(keys: &SealKeys) -> Sealer {
     static PROCESS_KEY: std::sync::OnceLock<[u8; 32]> = std::sync::OnceLock::new();
-    let current = keys.current.unwrap_or_else(|| {
-        if seals {
-            warn!("no seal_key configured: using a random key; sealed codes, registrations and tokens do not survive a restart or work across replicas");
-        }
-        *PROCESS_KEY.get_or_init(Sealer::random_key)
-    });
+    let current = keys
+        .current
+        .unwrap_or_else(|| *PROCESS_KEY.get_or_init(Sealer::random_key));
     Sealer::new(&current, &keys.previous)
 }
 
@@ -250,11 +254,7 @@ impl GatewayState {
             warn!("reload: `{change}` changed; that takes a restart or upgrade (-u) to apply");
         }
         self.supervisor.sync(&new.spawn_keys());
-        info!(
-            "reloaded {}: {} routes",
-            self.config_path.display(),
-            new.routes.len()
-        );
+        crate::banner::reloaded(&new, &self.config_path);
         self.current.store(Arc::new(new));
         metrics::RELOADS.with_label_values(&["ok"]).inc();
         Ok(())

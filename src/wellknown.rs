@@ -21,15 +21,30 @@ pub fn health(snapshot: &Snapshot, path: &str) -> Option<Reply> {
         "/readyz" => {
             let ready = snapshot.is_ready();
             let state = &snapshot.shared.state;
-            let body = serde_json::json!({
+            let mut body = serde_json::json!({
                 "status": if ready { "ready" } else { "not_ready" },
                 "state": state.name(),
                 "state_reachable": state.reachable(),
             });
+            let failing = snapshot.failing_upstreams();
+            if !failing.is_empty() {
+                body["failing_upstreams"] = serde_json::Value::from(failing);
+            }
             Some(reply::json(if ready { 200 } else { 503 }, body.to_string()))
         }
         _ => None,
     }
+}
+
+/// The 404 for a request no route matches, naming what was asked for (cut short: the
+/// path is the caller's, already canonical and printable).
+pub fn no_route(host: Option<&str>, path: &str) -> Reply {
+    let shown: String = path.chars().take(200).collect();
+    let description = match host {
+        Some(host) => format!("no route matches {shown} on host {host}"),
+        None => format!("no route matches {shown}"),
+    };
+    reply::error(404, "not_found", &description)
 }
 
 /// A discovery document, if `path` (canonical) asks for one; 404 for a route that has none.

@@ -835,7 +835,7 @@ fn a_dot_segment_cannot_reach_a_protected_path_through_an_open_route() {
         let mut s = std::net::TcpStream::connect(("127.0.0.1", gw.port)).unwrap();
         write!(
             s,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+            "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
         )
         .unwrap();
         let mut answer = String::new();

@@ -58,6 +58,30 @@ impl Setup {
         r.json().unwrap()
     }
 
+    /// A public client registered with `REDIRECT`; its id.
+    fn register_public(&self) -> String {
+        let body = json!({"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none"});
+        self.register(body)["client_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Consent, the trip to the IdP and back to the gateway's callback in the same browser:
+    /// the callback URL the IdP sent the browser to, and where the gateway then sends it.
+    fn through_the_idp(&self, client_id: &str) -> (String, String) {
+        let (consent, cookie) = self.consent(client_id);
+        let r = self.approve(&consent, &cookie);
+        let browser = state_cookie(&r);
+        let callback = location(&http().get(location(&r)).send().unwrap());
+        let r = http()
+            .get(&callback)
+            .header("Cookie", &browser)
+            .send()
+            .unwrap();
+        (callback, location(&r))
+    }
+
     fn authorize_url(&self, client_id: &str, redirect: &str) -> String {
         let mut url = url::Url::parse(&self.gw.url("/mcp/oauth/authorize")).unwrap();
         url.query_pairs_mut()
@@ -642,27 +666,45 @@ fn redirect_mode_sends_users_straight_to_the_idp_and_adds_the_secret_at_token() 
 #[test]
 fn a_callback_without_iss_from_an_idp_that_promises_it_is_a_mix_up() {
     let s = setup();
-    let client_id = s.register(json!({"redirect_uris": [REDIRECT],
-        "token_endpoint_auth_method": "none"}))["client_id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let client_id = s.register_public();
     s.idp.set_omit_iss(true);
-    let (consent, cookie) = s.consent(&client_id);
-    let r = s.approve(&consent, &cookie);
-    let browser = state_cookie(&r);
-    let callback = location(&http().get(location(&r)).send().unwrap());
+    let (callback, back) = s.through_the_idp(&client_id);
     assert!(query_param(&callback, "iss").is_none(), "{callback}");
-    let r = http()
-        .get(&callback)
-        .header("Cookie", &browser)
-        .send()
-        .unwrap();
-    let back = location(&r);
     assert!(back.starts_with(REDIRECT), "{back}");
     assert_eq!(
         query_param(&back, "error").as_deref(),
         Some("access_denied")
     );
     assert!(query_param(&back, "code").is_none(), "{back}");
+}
+
+#[test]
+fn an_idp_refusal_is_logged_and_the_client_gets_an_error_it_can_act_on() {
+    let s = setup();
+    let client_id = s.register_public();
+    // (error from the IdP, what the client gets): the gateway's own request refused is the
+    // operator's to fix; a scope the user may not have is the client's.
+    for (idp_error, client_error) in [
+        ("invalid_target", "server_error"),
+        ("invalid_scope", "invalid_scope"),
+    ] {
+        s.idp.set_authorize_error(Some(idp_error.into()));
+        s.idp
+            .set_authorize_error_description(Some(format!("no {idp_error} here\n\u{7}")));
+        let (_, back) = s.through_the_idp(&client_id);
+        assert_eq!(query_param(&back, "error").as_deref(), Some(client_error));
+        assert_eq!(
+            query_param(&back, "error_description").as_deref(),
+            Some(
+                format!(
+                    "the identity provider refused the sign-in ({idp_error}: no {idp_error} here)"
+                )
+                .as_str()
+            )
+        );
+        // The operator reads what the IdP said, without the control characters.
+        s.gw.log_with(&format!(
+            "the identity provider refused the sign-in: {idp_error}: no {idp_error} here"
+        ));
+    }
 }

@@ -46,7 +46,7 @@ fn connect_from(gw: &Gateway, source: &str) -> TcpStream {
 }
 
 fn get(s: &mut TcpStream, path: &str) -> String {
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 8192];
     let n = s.read(&mut buf).unwrap();
@@ -66,13 +66,13 @@ fn a_late_or_trickled_head_is_closed_quietly_and_counted() {
     // Part of a head, then nothing.
     let mut partial = connect(&gw);
     partial
-        .write_all(b"GET /mcp/x HTTP/1.1\r\nHost: x\r\n")
+        .write_all(b"GET /mcp/x HTTP/1.1\r\nHost: localhost\r\n")
         .unwrap();
     // A byte every 200 ms: each read is prompt, the head never completes in time.
     let mut trickle = connect(&gw);
     let started = Instant::now();
     let head =
-        b"GET /mcp/x HTTP/1.1\r\nHost: x\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+        b"GET /mcp/x HTTP/1.1\r\nHost: localhost\r\nX-Pad: aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
     let mut closed = false;
     for b in head {
         if trickle.write_all(&[*b]).is_err() {
@@ -131,7 +131,7 @@ fn an_idle_kept_alive_connection_is_closed_but_streams_and_slow_bodies_are_not()
 
     // A body sent slowly after its head is the request's business, not the head's.
     let mut slow = connect(&gw);
-    slow.write_all(b"POST /mcp/x HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\n\r\n")
+    slow.write_all(b"POST /mcp/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\n")
         .unwrap();
     for b in b"body" {
         std::thread::sleep(Duration::from_millis(600));

@@ -211,6 +211,12 @@ fn hosts_are_matched_as_routes_are_written_and_non_hosts_refused() {
         let (status, body) = with_host(host);
         assert_eq!(status, 400, "{host:?}: {body}");
     }
+    // A loopback gateway serves only its own names: a browser page on another name that
+    // resolves to 127.0.0.1 (DNS rebinding) reaches nothing. `.localhost` names are loopback.
+    let (status, body) = with_host("evil.example");
+    assert_eq!(status, 421, "{body}");
+    assert!(body.contains("invalid_request"), "{body}");
+    assert_eq!(with_host("app.localhost:3000").0, 200);
     // HTTP/1.1 needs a Host; HTTP/1.0 may go without one (any-host routes).
     let (status, _) = raw(&gw, "GET /mcp/x HTTP/1.1");
     assert_eq!(status, 400);
@@ -224,9 +230,26 @@ fn hosts_are_matched_as_routes_are_written_and_non_hosts_refused() {
     assert_eq!(secure.last_seen().uri, "/x", "origin form upstream");
     assert_eq!(
         any.seen_count(),
-        1,
-        "only the HTTP/1.0 request reached the any-host route"
+        2,
+        "only app.localhost and the HTTP/1.0 request reached the any-host route"
     );
+}
+
+#[test]
+fn a_browser_on_the_gateways_own_origin_is_allowed_and_others_are_not() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&common::route("/mcp", &up.url(), ""));
+    let own = format!("http://localhost:{}", gw.port);
+    for (origin, status) in [
+        (own.as_str(), 200),
+        (&format!("http://127.0.0.1:{}", gw.port), 200),
+        ("https://claude.ai", 200),
+        ("http://evil.example", 403),
+        ("http://localhost:1", 403),
+    ] {
+        let (got, body) = get(&gw, "/mcp/x", &format!("\r\nOrigin: {origin}"));
+        assert_eq!(got, status, "{origin}: {body}");
+    }
 }
 
 #[test]

@@ -29,7 +29,9 @@ fn oauth_through_a_brokered_route(sdk: &str) {
             ("RESOURCE", RESOURCE.to_string()),
             (
                 "GATEWAY_CALLBACK",
-                format!("{gateway}/mcp/everything/oauth/callback"),
+                format!(
+                    "{gateway}/mcp/everything/oauth/callback,{gateway}/mcp/minimal/oauth/callback"
+                ),
             ),
         ],
     );
@@ -57,6 +59,10 @@ routes:
       command: [node, node_modules/@modelcontextprotocol/server-everything/dist/index.js, streamableHttp]
       env: {{ PORT: "{everything_port}" }}
       ready_timeout: 60s
+  # The least a broker route can say: no scopes, no audience.
+  - prefix: /mcp/minimal
+    upstream: http://127.0.0.1:{everything_port}/mcp
+    auth: {{ provider: idp, oauth: broker }}
 "#
         ),
     );
@@ -69,5 +75,16 @@ routes:
     assert!(pages.contains(&"idp login"), "{pages:?}");
     // The audit trail names the IdP's subject for the MCP traffic.
     gw.log_with(r#""route":"/mcp/everything","sub":"alice""#);
+
+    // A route without scopes advertises what the gateway asks the IdP for (never
+    // `offline_access`), so that the client asks for something the IdP accepts.
+    let document: serde_json::Value =
+        reqwest::blocking::get(gw.url("/.well-known/oauth-protected-resource/mcp/minimal"))
+            .unwrap()
+            .json()
+            .unwrap();
+    assert_eq!(document["scopes_supported"], serde_json::json!(["openid"]));
+    let seen = oauth_client(&gw, "/mcp/minimal", sdk, &[]);
+    assert_oauth_run(&seen, &gw.url("/mcp/minimal"));
     drop(idp);
 }

@@ -47,7 +47,7 @@ fn routes_by_host_before_any_host() {
         .send()
         .unwrap();
     c.get(gw.url("/mcp/2"))
-        .header("Host", "other.example")
+        .header("Host", "localhost")
         .send()
         .unwrap();
     assert_eq!(a.seen_count(), 1);

@@ -92,3 +92,44 @@ fn a_command_that_never_listens_gives_503_and_dies_with_a_quick_shutdown() {
     drop(gw); // SIGINT: Pingora's quick shutdown
     common::wait_dead(pid, "spawned upstream outlived a quick shutdown");
 }
+
+#[test]
+fn a_command_that_cannot_start_or_exits_at_once_is_named_not_waited_for() {
+    let (missing, quitting) = (free_port(), free_port());
+    // `ready_timeout` is long: the answer must not wait for it.
+    let routes = format!(
+        "  - prefix: /missing\n    upstream: http://127.0.0.1:{missing}\n    auth: none\n    spawn:\n      command: [/nonexistent/mcp-server, --port, \"{missing}\"]\n      ready_timeout: 10m\n\
+         \x20 - prefix: /quitting\n    upstream: http://127.0.0.1:{quitting}\n    auth: none\n    spawn:\n      command: \"exit 3\"\n      ready_timeout: 10m\n"
+    );
+    let gw = Gateway::start(&routes);
+    for (prefix, reason) in [
+        ("/missing", "cannot start `/nonexistent/mcp-server`"),
+        ("/quitting", "exited (exit status: 3) before it listened"),
+    ] {
+        let r = reqwest::blocking::get(gw.url(&format!("{prefix}/mcp"))).unwrap();
+        assert_eq!(r.status(), 502, "{prefix}");
+        let body: serde_json::Value = r.json().unwrap();
+        assert_eq!(body["error"], "upstream_failed", "{body}");
+        let description = body["error_description"].as_str().unwrap();
+        assert!(
+            description.starts_with("the upstream's command fails (")
+                && description.contains(reason),
+            "{description}"
+        );
+        gw.log_with(reason);
+    }
+    // `/readyz` names each failing upstream and why.
+    let r = reqwest::blocking::get(gw.url("/readyz")).unwrap();
+    assert_eq!(r.status(), 503);
+    let body: serde_json::Value = r.json().unwrap();
+    let failing = body["failing_upstreams"].as_array().unwrap();
+    assert_eq!(failing.len(), 2, "{body}");
+    assert_eq!(failing[0]["route"], "/missing");
+    assert!(failing[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("No such file"));
+    let counted =
+        gw.metric(r#"mcpgate_upstream_errors_total{kind="command_failed",route="/missing"}"#);
+    assert!(counted >= 1.0, "{counted}");
+}

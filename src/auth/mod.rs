@@ -194,7 +194,7 @@ impl Guard {
         Ok(Guard {
             provider,
             needs_subject,
-            challenges: Challenges::new(resource_metadata, &auth.scopes)?,
+            challenges: Challenges::new(resource_metadata, auth.advertised_scopes())?,
         })
     }
 

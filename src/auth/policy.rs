@@ -138,6 +138,7 @@ mod tests {
             rate_limit: None,
             oauth: crate::config::OAuthMode::Direct,
             consent: Default::default(),
+            sign_in_scopes: vec![],
         }
     }
 

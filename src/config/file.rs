@@ -138,6 +138,7 @@ pub struct ConnectionsFile {
 #[serde(deny_unknown_fields)]
 pub struct RouteFile {
     pub name: Option<String>,
+    pub display_name: Option<String>,
     pub host: Option<String>,
     pub prefix: String,
     pub upstream: String,

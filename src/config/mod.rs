@@ -56,6 +56,9 @@ pub struct Config {
     pub listen: Vec<SocketAddr>,
     /// What clients see; no trailing slash.
     pub public_url: String,
+    /// With only loopback listeners, the request hosts served (lower case, no port);
+    /// `None`: any.
+    pub local_hosts: Option<Vec<String>>,
     pub tls: Option<TlsConfig>,
     pub metrics: Option<SocketAddr>,
     /// One log line per request (method, path without query, status, route, latency).
@@ -152,6 +155,8 @@ pub enum ForwardedPolicy {
 pub struct Route {
     /// Metrics and log label: the configured `name`, else `host` + `prefix`.
     pub name: String,
+    /// What people are shown on the sign-in and consent pages (`display_name`).
+    pub display_name: Option<String>,
     /// Lower-case host without port; `None` matches any host.
     pub host: Option<String>,
     /// Starts with `/`, no trailing `/` except for the root prefix itself.
@@ -175,7 +180,7 @@ impl Route {
         let Auth::Bearer(bearer) = &self.auth else {
             return Vec::new();
         };
-        let mut scopes = bearer.scopes.clone();
+        let mut scopes = bearer.advertised_scopes().to_vec();
         let policy = self.mcp.iter();
         let kinds = policy.flat_map(|m| [&m.tools, &m.prompts, &m.resources]);
         for rule in kinds.flatten().flat_map(|r| &r.rules) {
@@ -346,6 +351,22 @@ pub struct BearerAuth {
     pub rate_limit: Option<RateLimit>,
     pub oauth: OAuthMode,
     pub consent: ConsentSettings,
+    /// What a route that brokers sign-ins but names no `scopes` advertises and asks the IdP
+    /// for (empty otherwise): the provider's `extra_scopes` without `offline_access` (the
+    /// MCP spec keeps it out of resource metadata), else `openid`. Spec-following clients
+    /// ask for exactly what is advertised, and an IdP given nothing usable refuses.
+    pub sign_in_scopes: Vec<String>,
+}
+
+impl BearerAuth {
+    /// The scopes the route advertises: its own, else those its sign-ins ask for.
+    pub fn advertised_scopes(&self) -> &[String] {
+        if self.scopes.is_empty() {
+            &self.sign_in_scopes
+        } else {
+            &self.scopes
+        }
+    }
 }
 
 /// The broker's consent page.
@@ -472,6 +493,27 @@ impl fmt::Debug for Secret {
     }
 }
 
+impl Secret {
+    /// Empty, or the kind of text examples put where a secret goes (`change-me`, `<secret>`,
+    /// `your-client-secret`, `TODO`).
+    pub fn is_placeholder(&self) -> bool {
+        let s = self.0.trim().to_ascii_lowercase();
+        s.is_empty()
+            || s.starts_with('<')
+            || s.starts_with("your")
+            || [
+                "change",
+                "replace",
+                "todo",
+                "xxxx",
+                "placeholder",
+                "secret-here",
+            ]
+            .iter()
+            .any(|p| s.contains(p))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenMode {
     /// JWTs verified locally against the provider's keys.
@@ -584,6 +626,39 @@ pub struct Spawn {
 }
 
 impl Config {
+    /// Whether a request for `host` (normalised, `None` for HTTP/1.0 without one) is for
+    /// this gateway: see `local_hosts`. Names under `.localhost` are loopback (RFC 6761).
+    pub fn serves_host(&self, host: Option<&str>) -> bool {
+        match (&self.local_hosts, host) {
+            (Some(hosts), Some(host)) => {
+                host.ends_with(".localhost") || hosts.iter().any(|h| h == host)
+            }
+            _ => true,
+        }
+    }
+
+    /// What loads but is likely a mistake: secrets that are empty or still a placeholder.
+    /// Key paths only, never the values.
+    pub fn warnings(&self) -> Vec<String> {
+        let providers = self.providers.iter().filter_map(|(name, p)| {
+            let secret = p.client_secret.as_ref()?;
+            Some((format!("providers.{name}.client_secret"), secret))
+        });
+        let services = self.oauth_services.iter().map(|(name, s)| {
+            (
+                format!("oauth_services.{name}.client_secret"),
+                &s.client_secret,
+            )
+        });
+        providers
+            .chain(services)
+            .filter(|(_, secret)| secret.is_placeholder())
+            .map(|(at, _)| {
+                format!("{at} is empty or a placeholder; the IdP will refuse the gateway")
+            })
+            .collect()
+    }
+
     /// Reads, interpolates and validates a file. Relative paths in it (CA, TLS files) are
     /// taken relative to the file's own directory.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -610,8 +685,32 @@ impl Config {
         let file: FileConfig = serde_path_to_error::deserialize(tree).map_err(|e| {
             let path = e.path().to_string();
             let path = if path == "." { String::new() } else { path };
-            ConfigError::new(path, e.into_inner().to_string())
+            let reason = e.into_inner().to_string();
+            match hint(&path, &reason) {
+                Some(hint) => ConfigError::new(path, format!("{reason}; {hint}")),
+                None => ConfigError::new(path, reason),
+            }
         })?;
         validate::validate(file, base_dir)
+    }
+}
+
+/// What to write instead, where the file parser's own words leave a newcomer guessing.
+fn hint(path: &str, reason: &str) -> Option<&'static str> {
+    let key = path.rsplit('.').next().unwrap_or(path);
+    let number = reason.starts_with("invalid type: integer")
+        || reason.starts_with("invalid type: floating point");
+    let duration_key = [
+        "timeout", "ttl", "grace", "period", "remember", "leeway", "cooldown",
+    ]
+    .iter()
+    .any(|k| key.ends_with(k))
+        || key == "jwks_refresh";
+    if reason.starts_with("missing field `auth`") {
+        Some("every route says how it is protected: `auth: none`, `auth: { provider: NAME }`, `auth: { passthrough: {...} }` or `auth: { chained: NAME }`")
+    } else if number && duration_key {
+        Some("write durations with a unit, like 500ms, 5s, 2m, 1h or 30d")
+    } else {
+        None
     }
 }

@@ -85,9 +85,15 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
     let mut names: HashMap<String, usize> = HashMap::new();
     let mut spawned: HashMap<(String, u16), (usize, Vec<String>)> = HashMap::new();
     let mut routes = Vec::with_capacity(file.routes.len());
+    let own_origins = own_origins(&public_url, &listen, tls.is_some());
     for (i, raw) in file.routes.into_iter().enumerate() {
         let at = format!("routes[{i}]");
-        let route = route(raw, &at, base, &public_url, &mut providers, &oauth_services)?;
+        let mut route = route(raw, &at, base, &public_url, &mut providers, &oauth_services)?;
+        for origin in &own_origins {
+            if !route.cors_origins.contains(origin) {
+                route.cors_origins.push(origin.clone());
+            }
+        }
         let key = (route.host.clone(), route.prefix.clone());
         if let Some(first) = seen.insert(key, i) {
             return Err(ConfigError::new(
@@ -142,7 +148,9 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
             .map(|f| existing_file(base, &f, "client_metadata_documents.ca_file"))
             .transpose()?,
     };
+    let local_hosts = local_hosts(&public_url, &listen, &routes);
     Ok(Config {
+        local_hosts,
         client_metadata_documents,
         default_route,
         listen,
@@ -161,6 +169,51 @@ pub fn validate(file: FileConfig, base: &Path) -> Result<Config, ConfigError> {
         oauth_services,
         routes,
     })
+}
+
+/// The gateway's own origins, which every route allows whatever its `cors` says: a page
+/// on the gateway's origin is not a foreign site. The public URL's, and each loopback
+/// listener's under its address and `localhost`.
+fn own_origins(public_url: &str, listen: &[SocketAddr], tls: bool) -> Vec<String> {
+    let scheme = if tls { "https" } else { "http" };
+    let public = Url::parse(public_url).map(|u| u.origin().ascii_serialization());
+    let loopback = listen.iter().filter(|a| a.ip().is_loopback());
+    let local = loopback.flat_map(|a| {
+        [
+            format!("{scheme}://{a}"),
+            format!("{scheme}://localhost:{}", a.port()),
+        ]
+    });
+    let mut origins: Vec<String> = public.into_iter().chain(local).collect();
+    origins.dedup();
+    origins
+}
+
+/// With every listener on loopback, the host names a request may carry: the loopback
+/// names, the public URL's host and the routes' hosts. A browser page on another name that
+/// resolves to 127.0.0.1 (DNS rebinding) then reaches nothing, as the MCP spec asks of
+/// local servers; the upstream, which is told the gateway's host, could no longer tell.
+fn local_hosts(public_url: &str, listen: &[SocketAddr], routes: &[Route]) -> Option<Vec<String>> {
+    if !listen.iter().all(|a| a.ip().is_loopback()) {
+        return None;
+    }
+    let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "[::1]"].map(String::from).into();
+    let public = Url::parse(public_url).ok();
+    let public = public
+        .as_ref()
+        .and_then(Url::host_str)
+        .map(str::to_ascii_lowercase);
+    let listeners = listen.iter().map(|a| match a {
+        SocketAddr::V4(v4) => v4.ip().to_string(),
+        SocketAddr::V6(v6) => format!("[{}]", v6.ip()),
+    });
+    let named = routes.iter().filter_map(|r| r.host.clone());
+    for host in public.into_iter().chain(listeners).chain(named) {
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    Some(hosts)
 }
 
 fn socket_addr(s: &str, at: &str) -> Result<SocketAddr, ConfigError> {
@@ -323,8 +376,23 @@ fn route(
         Some(h) => format!("{h}{prefix}"),
         None => prefix.clone(),
     });
+    let display_name = raw
+        .display_name
+        .map(|d| {
+            let d = d.trim().to_string();
+            if d.is_empty() || d.chars().count() > 80 || d.chars().any(char::is_control) {
+                Err(ConfigError::new(
+                    format!("{at}.display_name"),
+                    "must be 1 to 80 printable characters",
+                ))
+            } else {
+                Ok(d)
+            }
+        })
+        .transpose()?;
     Ok(Route {
         name,
+        display_name,
         host,
         prefix,
         upstream,

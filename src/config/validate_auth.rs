@@ -149,9 +149,15 @@ pub fn auth(
                 "needs at least one value",
             ))
         }
-        // What the gateway asks the IdP to put in `aud` when it brokers.
-        None if oauth != OAuthMode::Direct && idp_audience.is_some() => {
-            idp_audience.into_iter().collect()
+        // What the gateway asks the IdP to put in `aud` when it brokers: its `audience`, and
+        // the `resource` (RFC 8707) that IdPs put there.
+        None if oauth != OAuthMode::Direct
+            && (idp_audience.is_some() || settings.resource.is_some()) =>
+        {
+            idp_audience
+                .into_iter()
+                .chain(settings.resource.clone())
+                .collect()
         }
         // A trailing-slash difference between the token's `aud` and the URL must not matter.
         None => vec![resource.to_string(), format!("{resource}/")],
@@ -178,10 +184,22 @@ pub fn auth(
             "needs `from_scopes` or `from_claim` to say where roles come from",
         ));
     }
+    let sign_in_scopes = if oauth == OAuthMode::Direct || !scopes.is_empty() {
+        Vec::new()
+    } else {
+        let extra = settings.extra_scopes.iter();
+        let usable: Vec<String> = extra.filter(|s| *s != "offline_access").cloned().collect();
+        if usable.is_empty() {
+            vec!["openid".to_string()]
+        } else {
+            usable
+        }
+    };
     Ok(Auth::Bearer(Box::new(BearerAuth {
         provider,
         audiences,
         scopes,
+        sign_in_scopes,
         allow,
         roles,
         rate_limit,
@@ -459,7 +477,21 @@ mod tests {
         );
         let rl = b.rate_limit.as_ref().unwrap();
         assert_eq!((rl.limit, rl.burst, rl.window.as_secs()), (600, 600, 60));
-        assert_eq!(c.routes[0].cors_origins, super::DEFAULT_CORS_ORIGINS);
+        // Claude's origins, then the gateway's own (its listener under both names).
+        assert_eq!(
+            c.routes[0].cors_origins,
+            [
+                "https://claude.ai",
+                "https://claude.com",
+                "http://127.0.0.1:8080",
+                "http://localhost:8080"
+            ]
+        );
+        assert_eq!(
+            c.local_hosts.as_deref(),
+            Some(&["localhost", "127.0.0.1", "[::1]"].map(String::from)[..])
+        );
+        assert!(c.serves_host(Some("app.localhost")) && !c.serves_host(Some("evil.example")));
         let p = &c.providers["idp"];
         assert!(p.required_claims.is_empty(), "exp is required anyway");
         assert_eq!(p.leeway.as_secs(), 60);

@@ -124,7 +124,7 @@ impl AuthServer {
             client_name: client.name(),
             redirect_uri: &q.redirect_uri,
             scope: q.scope.as_deref(),
-            resource: &self.issuer,
+            server: &self.facts,
             action: &format!("{}/authorize", self.endpoint_base),
             consent: &sealed,
             key,

@@ -84,13 +84,7 @@ impl AuthServer {
             );
         }
         if let Some(error) = params.get("error") {
-            let code = match error {
-                "access_denied" | "invalid_scope" | "temporarily_unavailable" | "server_error" => {
-                    error
-                }
-                _ => "access_denied",
-            };
-            return self.back_with_error(q, code, "the identity provider refused the sign-in");
+            return self.refused_by_idp(q, error, params.get("error_description"));
         }
         let Some(code) = params.get("code") else {
             return self.back_with_error(q, "server_error", "the identity provider sent no code");
@@ -120,6 +114,39 @@ impl AuthServer {
         self.code_to_client(q, tokens, &[self.cookies.set(&self.cookies.state, "", 0)])
     }
 
+    /// The IdP said no: the operator sees what it said, the client an error it can act on.
+    /// Errors about the client's request or the user pass through as they are (RFC 6749
+    /// §4.1.2.1); errors about the gateway's own request to the IdP (`invalid_request`,
+    /// `unauthorized_client`, RFC 8707's `invalid_target`, …) are the operator's to fix, so
+    /// the client gets `server_error`. The IdP's words are printable ASCII by RFC 6749, and
+    /// carry no secret; anything else in them is dropped, and they are cut short.
+    fn refused_by_idp(&self, q: &AuthRequest, error: &str, description: Option<&str>) -> Reply {
+        let error = printable(error, 64);
+        let description = printable(description.unwrap_or(""), 300);
+        warn!(
+            "route {}: the identity provider refused the sign-in: {error}{}{description}",
+            self.route,
+            if description.is_empty() { "" } else { ": " },
+        );
+        let code = match error.as_str() {
+            "access_denied"
+            | "invalid_scope"
+            | "temporarily_unavailable"
+            | "server_error"
+            | "login_required"
+            | "consent_required"
+            | "interaction_required"
+            | "account_selection_required" => error.as_str(),
+            _ => "server_error",
+        };
+        let told = if description.is_empty() {
+            format!("the identity provider refused the sign-in ({error})")
+        } else {
+            format!("the identity provider refused the sign-in ({error}: {description})")
+        };
+        self.back_with_error(q, code, &told)
+    }
+
     /// Back to the client with a one-time code that carries `tokens`.
     pub(super) fn code_to_client(
         &self,
@@ -131,4 +158,13 @@ impl AuthServer {
         let to = self.client_redirect(&q.redirect_uri, &[("code", &code)], q.state.as_deref());
         reply::redirect(&to, cookies)
     }
+}
+
+/// `text` without what RFC 6749 does not allow in `error` and `error_description`
+/// (anything outside %x20-7E), at most `max` characters: safe for a log line.
+fn printable(text: &str, max: usize) -> String {
+    text.chars()
+        .filter(|c| matches!(c, ' '..='~'))
+        .take(max)
+        .collect()
 }

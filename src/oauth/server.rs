@@ -21,7 +21,7 @@ use log::warn;
 use serde_json::{json, Map, Value};
 
 use super::cimd;
-use super::consent;
+use super::consent::{self, human, ServerFacts};
 use super::metadata::resource_url;
 use super::params::Params;
 use super::records::{AuthRequest, Client, Code, Refresh, SignInState};
@@ -31,7 +31,7 @@ use super::Endpoint;
 use crate::auth::cache::digest;
 use crate::auth::provider::{IdpEndpoint, IdpError, Provider};
 use crate::auth::unix_now;
-use crate::config::{ConsentSettings, Route};
+use crate::config::{Auth, ConsentSettings, Route};
 use crate::state::State;
 
 /// Lifetimes of what the server seals, in seconds.
@@ -95,6 +95,8 @@ pub struct AuthServer {
     /// What stands for the IdP's metadata when there is no IdP: rendered once, like any.
     no_idp: Arc<Map<String, Value>>,
     pub(super) protocol: Protocol,
+    /// What its pages say of the route.
+    pub(super) facts: ServerFacts,
 }
 
 struct Rendered {
@@ -137,6 +139,22 @@ impl AuthServer {
             "authorization_response_iss_parameter_supported": !redirect,
             "client_id_metadata_document_supported": !redirect,
         });
+        let facts = ServerFacts {
+            name: route.display_name.clone().unwrap_or_else(|| issuer.clone()),
+            url: issuer.clone(),
+            lifetime: match &route.auth {
+                Auth::Issued(i) => Some(format!(
+                    "up to {} (renewed every {})",
+                    human(i.refresh_ttl),
+                    human(i.access_ttl)
+                )),
+                _ => None,
+            },
+            signs_in_at: match &protocol {
+                Protocol::Codes { sign_in, .. } => sign_in.signs_in_at(),
+                Protocol::Redirect(_) => None,
+            },
+        };
         let secure = public_url.starts_with("https://");
         let host_prefix = if secure { "__Host-" } else { "" };
         AuthServer {
@@ -173,6 +191,7 @@ impl AuthServer {
             refresh_grace: shared.refresh_grace.as_secs(),
             documents: shared.documents.clone(),
             protocol,
+            facts,
         }
     }
 
@@ -396,6 +415,12 @@ pub trait SignIn: Send + Sync {
     /// The IdP, when users sign in there: its metadata is merged into the route's, and a
     /// callback must carry its `iss`.
     fn idp(&self) -> Option<&Provider> {
+        None
+    }
+
+    /// Where the user signs in after the gateway's page (a host, for the page to name);
+    /// `None` when the page itself is the sign-in.
+    fn signs_in_at(&self) -> Option<String> {
         None
     }
 

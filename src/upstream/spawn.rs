@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwapOption;
 use log::{info, warn};
 use tokio::process::{Child, Command};
 use tokio::sync::{watch, Notify};
@@ -21,11 +22,25 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 const HEALTHY_RUN: Duration = Duration::from_secs(30);
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
-/// Whether a spawned upstream listens right now. Read lock-free on every request.
+/// Whether a spawned upstream listens right now, and why not when its command fails.
+/// Read lock-free on every request.
 #[derive(Debug, Default)]
 pub struct SpawnState {
     ready: AtomicBool,
+    /// Set when the command could not start or exited before it listened; cleared once it
+    /// listens. Requests then get the reason at once instead of waiting for `ready_timeout`.
+    failure: ArcSwapOption<String>,
     changed: Notify,
+}
+
+/// What a request waiting for a spawned upstream learns.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Readiness {
+    Ready,
+    /// Still (re)starting when the wait ended.
+    Starting,
+    /// Its command fails: the reason (the gateway keeps restarting it).
+    Failed(Arc<String>),
 }
 
 impl SpawnState {
@@ -33,24 +48,49 @@ impl SpawnState {
         self.ready.load(Ordering::Acquire)
     }
 
+    /// Why the command fails, while it does.
+    pub fn failure(&self) -> Option<Arc<String>> {
+        self.failure.load_full()
+    }
+
     fn set_ready(&self, ready: bool) {
+        if ready {
+            self.failure.store(None);
+        }
         self.ready.store(ready, Ordering::Release);
         self.changed.notify_waiters();
     }
 
-    /// Waits up to `timeout` for the upstream to listen.
-    pub async fn wait_ready(&self, timeout: Duration) -> bool {
+    fn set_failed(&self, reason: String) {
+        self.failure.store(Some(Arc::new(reason)));
+        self.changed.notify_waiters();
+    }
+
+    fn readiness(&self) -> Option<Readiness> {
+        if self.is_ready() {
+            return Some(Readiness::Ready);
+        }
+        self.failure().map(Readiness::Failed)
+    }
+
+    /// Waits up to `timeout` for the upstream to listen; a failing command ends the wait.
+    pub async fn wait_ready(&self, timeout: Duration) -> Readiness {
         let wait = async {
             loop {
                 let mut notified = pin!(self.changed.notified());
                 notified.as_mut().enable();
-                if self.is_ready() {
-                    return;
+                if let Some(readiness) = self.readiness() {
+                    return readiness;
                 }
                 notified.await;
             }
         };
-        self.is_ready() || tokio::time::timeout(timeout, wait).await.is_ok()
+        match self.readiness() {
+            Some(readiness) => readiness,
+            None => tokio::time::timeout(timeout, wait)
+                .await
+                .unwrap_or(Readiness::Starting),
+        }
     }
 }
 
@@ -160,10 +200,9 @@ async fn supervise(key: SpawnKey, state: Arc<SpawnState>, mut stopped: watch::Re
         let mut child = match start(&key.spawn) {
             Ok(child) => ProcessGroup::new(child),
             Err(e) => {
-                warn!(
-                    "spawned upstream {label}: cannot start `{}`: {e}",
-                    key.spawn.argv[0]
-                );
+                let reason = format!("cannot start `{}`: {e}", key.spawn.argv[0]);
+                warn!("spawned upstream {label}: {reason}; trying again in {backoff:?}");
+                state.set_failed(reason);
                 if sleep_or_stop(backoff, &mut stopped).await {
                     return;
                 }
@@ -182,11 +221,21 @@ async fn supervise(key: SpawnKey, state: Arc<SpawnState>, mut stopped: watch::Re
                 return;
             }
         };
+        let listened = state.is_ready();
         state.set_ready(false);
         if let Some(pid) = pid {
             signal_group(pid, libc::SIGKILL); // what the leader left behind must not hold the port
         }
-        warn!("spawned upstream {label}: exited ({status}); restarting in {backoff:?}");
+        if listened {
+            warn!("spawned upstream {label}: exited ({status}); restarting in {backoff:?}");
+        } else {
+            let reason = format!(
+                "`{}` exited ({status}) before it listened on {label}",
+                key.spawn.argv[0]
+            );
+            warn!("spawned upstream {label}: {reason}; restarting in {backoff:?}");
+            state.set_failed(reason);
+        }
         if started.elapsed() > HEALTHY_RUN {
             backoff = FIRST_BACKOFF;
         }

@@ -202,6 +202,7 @@ struct State {
     /// `None`: `DEFAULT_SUBJECT`.
     login_subject: Option<String>,
     authorize_error: Option<String>,
+    authorize_error_description: Option<String>,
     /// `/authorize` leaves `iss` out of its redirect (its metadata still promises it).
     omit_iss: bool,
     duplicate_keys: bool,
@@ -415,6 +416,11 @@ impl Idp {
     /// a code; `None`: it approves again.
     pub fn set_authorize_error(&self, error: Option<String>) {
         self.state().authorize_error = error;
+    }
+
+    /// The `error_description` sent with the error set by `set_authorize_error`.
+    pub fn set_authorize_error_description(&self, description: Option<String>) {
+        self.state().authorize_error_description = description;
     }
 
     /// Whether `/authorize` leaves `iss` out of its redirects (RFC 9207 broken).
@@ -682,7 +688,12 @@ fn authorize(s: &mut State, params: Vec<(String, String)>, issuer: &str) -> Resp
     {
         let mut query = location.query_pairs_mut();
         match &s.authorize_error {
-            Some(e) => query.append_pair("error", e),
+            Some(e) => {
+                if let Some(d) = &s.authorize_error_description {
+                    query.append_pair("error_description", d);
+                }
+                query.append_pair("error", e)
+            }
             None => {
                 let code = random_token();
                 let grant = Grant {

@@ -91,14 +91,8 @@ pub fn register(gw: &Gateway, route: &str) -> String {
 /// A passthrough route's sign-in: its key page from `page`, the key posted to `post` (the
 /// same gateway, or another replica). The code the client gets.
 pub fn key_code(page: &Gateway, post: &Gateway, route: &str, client_id: &str, key: &str) -> String {
-    let mut url = url::Url::parse(&page.url(&format!("{route}/oauth/authorize"))).unwrap();
-    url.query_pairs_mut()
-        .append_pair("response_type", "code")
-        .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
-        .append_pair("code_challenge", &s256(VERIFIER))
-        .append_pair("code_challenge_method", "S256");
-    let r = http().get(url.as_str()).send().unwrap();
+    let url = authorize_url(page, route, client_id, REDIRECT, None);
+    let r = http().get(url).send().unwrap();
     assert_eq!(r.status(), 200);
     let cookie = r.headers()["set-cookie"].to_str().unwrap();
     let cookie = cookie.split(';').next().unwrap().to_string();
@@ -115,6 +109,27 @@ pub fn key_code(page: &Gateway, post: &Gateway, route: &str, client_id: &str, ke
         .unwrap();
     assert_eq!(r.status(), 302);
     query_param(&location(&r), "code").expect("a code")
+}
+
+/// `route`'s authorize URL for a public client with PKCE (`VERIFIER`).
+pub fn authorize_url(
+    gw: &Gateway,
+    route: &str,
+    client_id: &str,
+    redirect: &str,
+    scope: Option<&str>,
+) -> String {
+    let mut url = url::Url::parse(&gw.url(&format!("{route}/oauth/authorize"))).unwrap();
+    url.query_pairs_mut()
+        .append_pair("response_type", "code")
+        .append_pair("client_id", client_id)
+        .append_pair("redirect_uri", redirect)
+        .append_pair("code_challenge", &s256(VERIFIER))
+        .append_pair("code_challenge_method", "S256");
+    if let Some(scope) = scope {
+        url.query_pairs_mut().append_pair("scope", scope);
+    }
+    url.to_string()
 }
 
 /// The token endpoint of `route` on `gw`, for a public client.

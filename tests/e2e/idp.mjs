@@ -1,7 +1,7 @@
 // A real OpenID provider for the end-to-end test: `oidc-provider` (panva), certified, with
 // its development login and consent pages. One static confidential client, the gateway's.
 // Access tokens are JWTs for the resource given (RFC 8707 resource indicators).
-// Env: IDP_PORT, GATEWAY_CALLBACK, RESOURCE.
+// Env: IDP_PORT, GATEWAY_CALLBACK (comma-separated), RESOURCE.
 import Provider from "oidc-provider";
 
 const port = Number(process.env.IDP_PORT);
@@ -10,7 +10,7 @@ const provider = new Provider(`http://127.0.0.1:${port}`, {
   clients: [{
     client_id: "mcpgate",
     client_secret: "gw-secret",
-    redirect_uris: [process.env.GATEWAY_CALLBACK],
+    redirect_uris: process.env.GATEWAY_CALLBACK.split(","),
     grant_types: ["authorization_code", "refresh_token"],
     response_types: ["code"],
     token_endpoint_auth_method: "client_secret_basic",

@@ -19,7 +19,7 @@ use crate::oauth::server::{SignIn, Tokens};
 
 pub struct IdpSignIn {
     provider: Arc<Provider>,
-    /// The route's scopes, asked for when the client names none.
+    /// The route's advertised scopes, asked for when the client names nothing usable.
     scopes: String,
 }
 
@@ -67,6 +67,10 @@ impl SignIn for IdpSignIn {
         Some(&self.provider)
     }
 
+    fn signs_in_at(&self) -> Option<String> {
+        super::host_of(&self.provider.config.issuer)
+    }
+
     /// On to the IdP, with a sealed `state` that carries the client's request and the
     /// gateway's PKCE verifier.
     async fn approved(
@@ -81,7 +85,7 @@ impl SignIn for IdpSignIn {
             return server
                 .error_page("The identity provider is not reachable yet. Try again shortly.");
         };
-        let requested = q.scope.clone().unwrap_or_else(|| self.scopes.clone());
+        let requested = super::requested_scopes(q.scope.as_deref(), &self.scopes);
         let scope = self.provider.config.scopes_for_idp(&requested);
         let (state, challenge, cookie) = server.seal_state(q);
         cookies.push(cookie);

@@ -39,12 +39,16 @@ pub fn for_route(
             OAuthMode::Broker => {
                 let provider = provider?.clone();
                 codes(
-                    Box::new(idp::IdpSignIn::new(provider.clone(), &bearer.scopes)),
+                    Box::new(idp::IdpSignIn::new(
+                        provider.clone(),
+                        bearer.advertised_scopes(),
+                    )),
                     Box::new(idp::IdpTokens::new(provider)),
                 )
             }
             OAuthMode::Redirect => Some(Protocol::Redirect(Box::new(redirect::Redirect::new(
                 provider?.clone(),
+                bearer.advertised_scopes(),
             )))),
         },
         Auth::Issued(issued) => match &issued.strategy {
@@ -60,5 +64,38 @@ pub fn for_route(
                 )
             }
         },
+    }
+}
+
+/// The host of `url`, as a page names where the user signs in next.
+fn host_of(url: &str) -> Option<String> {
+    url::Url::parse(url).ok()?.host_str().map(str::to_string)
+}
+
+/// The scopes a sign-in asks the IdP for, before the provider's prefix and extras: the
+/// client's, with the route's advertised ones first when the client named nothing usable
+/// (the SDKs ask for only `offline_access` when a route advertises no scope, and an IdP
+/// refuses a sign-in for that alone).
+pub fn requested_scopes(asked: Option<&str>, advertised: &str) -> String {
+    match asked {
+        Some(asked) if asked.split_whitespace().any(|s| s != "offline_access") => asked.into(),
+        Some(asked) => format!("{advertised} {asked}"),
+        None => advertised.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::requested_scopes;
+
+    #[test]
+    fn a_client_that_names_nothing_usable_gets_the_routes_scopes() {
+        assert_eq!(requested_scopes(Some("mcp:read"), "openid"), "mcp:read");
+        assert_eq!(
+            requested_scopes(Some(" offline_access"), "openid"),
+            "openid  offline_access"
+        );
+        assert_eq!(requested_scopes(Some(""), "openid"), "openid ");
+        assert_eq!(requested_scopes(None, "openid"), "openid");
     }
 }

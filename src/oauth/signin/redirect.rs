@@ -30,15 +30,18 @@ const PASSED_ON: [&str; 5] = [
 
 pub struct Redirect {
     provider: Arc<Provider>,
+    /// The route's advertised scopes, asked for when the client names nothing usable.
+    scopes: String,
     /// Revocation and introspection, as in broker mode.
     tokens: IdpTokens,
 }
 
 impl Redirect {
-    pub fn new(provider: Arc<Provider>) -> Redirect {
+    pub fn new(provider: Arc<Provider>, scopes: &[String]) -> Redirect {
         Redirect {
             tokens: IdpTokens::new(provider.clone()),
             provider,
+            scopes: scopes.join(" "),
         }
     }
 
@@ -101,7 +104,7 @@ impl Redirect {
                 q.append_pair(name, v);
             }
         }
-        let scope = c.scopes_for_idp(params.get("scope").unwrap_or_default());
+        let scope = c.scopes_for_idp(&super::requested_scopes(params.get("scope"), &self.scopes));
         if !scope.is_empty() {
             q.append_pair("scope", &scope);
         }

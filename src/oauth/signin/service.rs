@@ -28,6 +28,10 @@ impl ServiceSignIn {
 
 #[async_trait]
 impl SignIn for ServiceSignIn {
+    fn signs_in_at(&self) -> Option<String> {
+        super::host_of(&self.service.config.authorize_url)
+    }
+
     async fn approved(
         &self,
         server: &AuthServer,
