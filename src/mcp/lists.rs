@@ -87,7 +87,7 @@ impl ListReply {
             return end.then(|| self.refusal(why));
         }
         if self.stream {
-            let out = self.events(keep);
+            let out = self.events(keep, end);
             if end {
                 // An event the stream did not finish is never dispatched by a client.
                 self.pending.clear();
@@ -101,10 +101,11 @@ impl ListReply {
         Some(self.message(&body, keep).map_or(body, Bytes::from))
     }
 
-    /// The complete events in `pending`, each filtered if it is the reply.
-    fn events(&mut self, keep: &dyn Fn(&str) -> bool) -> BytesMut {
+    /// The complete events in `pending`, each filtered if it is the reply; `last`: no more
+    /// bytes will come.
+    fn events(&mut self, keep: &dyn Fn(&str) -> bool, last: bool) -> BytesMut {
         let mut out = BytesMut::new();
-        while let Some(end) = event_end(&self.pending) {
+        while let Some(end) = event_end(&self.pending, last) {
             let event = self.pending.split_to(end);
             out.extend_from_slice(&self.event(&event, keep).unwrap_or_else(|| event.to_vec()));
         }
@@ -188,8 +189,9 @@ impl ListReply {
     }
 }
 
-/// Where the first complete event in `buf` ends (after its blank line), if one is there.
-fn event_end(buf: &[u8]) -> Option<usize> {
+/// Where the first complete event in `buf` ends (after its blank line), if one is there;
+/// `last`: nothing follows `buf`, so a `\r` at its end is a whole line ending.
+fn event_end(buf: &[u8], last: bool) -> Option<usize> {
     let mut i = 0;
     let mut line_start = true;
     while i < buf.len() {
@@ -197,7 +199,7 @@ fn event_end(buf: &[u8]) -> Option<usize> {
             b'\n' => 1,
             b'\r' if buf.get(i + 1) == Some(&b'\n') => 2,
             // A lone `\r` at the buffer's end may be half of `\r\n`: wait for more.
-            b'\r' if i + 1 == buf.len() => return None,
+            b'\r' if i + 1 == buf.len() && !last => return None,
             b'\r' => 1,
             _ => {
                 line_start = false;
@@ -331,16 +333,21 @@ mod tests {
 
     #[test]
     fn event_ends() {
-        assert_eq!(event_end(b"data: x\n\nrest"), Some(9));
-        assert_eq!(event_end(b"data: x\r\n\r\n"), Some(11));
-        assert_eq!(event_end(b"data: x\r\rdata"), Some(9));
+        assert_eq!(event_end(b"data: x\n\nrest", false), Some(9));
+        assert_eq!(event_end(b"data: x\r\n\r\n", false), Some(11));
+        assert_eq!(event_end(b"data: x\r\rdata", false), Some(9));
         assert_eq!(
-            event_end(b"data: x\r\r"),
+            event_end(b"data: x\r\r", false),
             None,
             "the last \\r may be half a \\r\\n"
         );
-        assert_eq!(event_end(b"data: x\r"), None);
-        assert_eq!(event_end(b"data: x\n"), None);
-        assert_eq!(event_end(b"\n"), Some(1));
+        assert_eq!(
+            event_end(b"data: x\r\r", true),
+            Some(9),
+            "at the stream's end it is a line ending"
+        );
+        assert_eq!(event_end(b"data: x\r", false), None);
+        assert_eq!(event_end(b"data: x\n", false), None);
+        assert_eq!(event_end(b"\n", false), Some(1));
     }
 }
