@@ -51,6 +51,7 @@ fn screenshot(url: &str, name: &str, width: u32) -> PathBuf {
             "--headless",
             "--no-sandbox",
             "--disable-gpu",
+            "--disable-dev-shm-usage",
             "--hide-scrollbars",
             "--no-first-run",
             "--force-device-scale-factor=1",
