@@ -193,7 +193,7 @@ fn passthrough_routes(up: &Upstream, probe: &str) -> String {
     auth: {{ passthrough: {{ prompt: "Service key", help: "Settings > API", header: "X-API-Key: {{key}}", probe: "{probe}" }} }}
   - prefix: /b
     upstream: {up}
-    auth: {{ passthrough: {{ prompt: "Key", query: api_key }}, access_ttl: 1s }}
+    auth: {{ passthrough: {{ prompt: "Key", query: api_key }}, access_ttl: 3s }}
   - prefix: /raw
     upstream: {up}
     auth: {{ passthrough: {{ prompt: "Key", raw: true }} }}
@@ -295,13 +295,15 @@ fn a_query_placed_key_expires_and_a_raw_key_is_the_token() {
     let b = Flow::register(&gw, "/b");
     let tokens = b.tokens_for_key("sk-b");
     let access = tokens["access_token"].as_str().unwrap();
-    assert_eq!(tokens["expires_in"], 1);
+    // Expiry is in whole seconds: a 3 s token is good for at least 2 s, time enough for the
+    // first request on a loaded machine (1 s was not, once in a CI run).
+    assert_eq!(tokens["expires_in"], 3);
     let r = get(&gw, "/b/tools?x=1&api_key=the-client-said-so", access);
     assert_eq!(r.status(), 200);
     let uri = up.last_seen().uri;
     assert!(uri.contains("api_key=sk-b") && uri.contains("x=1"), "{uri}");
     assert!(!uri.contains("the-client-said-so"), "{uri}");
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    std::thread::sleep(std::time::Duration::from_millis(4100));
     assert_refused(get(&gw, "/b/tools", access));
     assert!(gw.metric(r#"mcpgate_auth_failures_total{reason="expired",route="/b"}"#) >= 1.0);
 
