@@ -1,7 +1,7 @@
 //! Tokens the gateway issues itself, on passthrough and chained routes: sealed (AES-256-GCM)
 //! records that carry the upstream's credential (the user's key, or the downstream service's
-//! access token), bound to their route and grant, with a lifetime. Nothing is stored but a
-//! bounded list of revoked grants on this process.
+//! access token), bound to their route and grant, with a lifetime. Nothing is stored but what
+//! the state store keeps with a lifetime: used codes and refresh tokens, revoked grants.
 
 use std::sync::Arc;
 
@@ -327,7 +327,8 @@ impl Tokens for IssuedTokens {
     }
 
     /// RFC 7009 and RFC 7662 for the gateway's own tokens. Revoking either token of a grant
-    /// revokes the grant, on this process, until its last token would have expired anyway.
+    /// revokes the grant in the state store (every replica, with Redis) until its last token
+    /// would have expired anyway.
     /// A client may only revoke or introspect tokens issued to it: another client's token is
     /// unknown to it (revocation answers 200 and changes nothing, introspection says
     /// inactive), so a client cannot end or probe someone else's grant.

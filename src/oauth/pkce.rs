@@ -2,16 +2,13 @@
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use ring::rand::{SecureRandom, SystemRandom};
 use subtle::ConstantTimeEq;
+
+use super::seal::Sealer;
 
 /// 32 random bytes, base64url: verifiers, CSRF tokens, grant ids.
 pub fn random_token() -> String {
-    let mut bytes = [0u8; 32];
-    SystemRandom::new()
-        .fill(&mut bytes)
-        .expect("the system's random source works");
-    URL_SAFE_NO_PAD.encode(bytes)
+    URL_SAFE_NO_PAD.encode(Sealer::random_key())
 }
 
 /// The S256 challenge of `verifier`.

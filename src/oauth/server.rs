@@ -448,13 +448,18 @@ pub trait SignIn: Send + Sync {
     ) -> Reply;
 
     /// The code a sign-in elsewhere came back with, exchanged with `verifier` at the token
-    /// endpoint there: what the client's code will carry.
+    /// endpoint there: what the client's code will carry. A page that is itself the sign-in
+    /// (the key page) never sends anyone elsewhere, so no callback reaches this.
     async fn exchange(
         &self,
-        server: &AuthServer,
-        code: &str,
-        verifier: &str,
-    ) -> Result<Map<String, Value>, IdpError>;
+        _server: &AuthServer,
+        _code: &str,
+        _verifier: &str,
+    ) -> Result<Map<String, Value>, IdpError> {
+        Err(IdpError::Failed(
+            "this route signs nobody in elsewhere".into(),
+        ))
+    }
 }
 
 /// What a route's tokens are: their issue for a redeemed code, their refresh, revocation and

@@ -8,7 +8,6 @@ use crate::auth::token_client::{http_client, IdpError, TokenClient};
 use crate::config::{ConfigError, ServiceConfig};
 
 pub struct Service {
-    pub name: String,
     pub config: ServiceConfig,
     client: TokenClient,
 }
@@ -24,11 +23,7 @@ impl Service {
             Some(config.client_secret.clone()),
             config.client_auth,
         );
-        Ok(Service {
-            name: name.to_string(),
-            config,
-            client,
-        })
+        Ok(Service { config, client })
     }
 
     /// Where the user signs in: the gateway's own client, callback and sealed `state`.

@@ -10,8 +10,6 @@ use async_trait::async_trait;
 
 use super::{Claim, Store, StoreError};
 use crate::auth::cache::SlotCache;
-use crate::auth::rate_limit::Decision;
-use crate::config::RateLimit;
 
 const SHARDS: usize = 16;
 /// Live claims one shard holds; expired ones make room first.
@@ -72,13 +70,6 @@ impl Store for MemoryStore {
     /// Revocations stay in this process's view: nothing to publish.
     async fn publish_revocation(&self, _key: &str, _until: u64) -> Result<(), StoreError> {
         Ok(())
-    }
-
-    /// Rate limits stay in each route's own limiter: the state is not asked.
-    async fn take(&self, _bucket: &str, _limit: &RateLimit) -> Result<Decision, StoreError> {
-        Err(StoreError(
-            "the memory store keeps no shared buckets".into(),
-        ))
     }
 
     async fn follow(&self, _view: Arc<SlotCache<()>>) {}

@@ -60,8 +60,17 @@ pub trait Store: Send + Sync {
     /// Makes a revocation of `key` until `until` (unix seconds) known to other replicas.
     async fn publish_revocation(&self, key: &str, until: u64) -> Result<(), StoreError>;
 
-    /// GCRA: takes one request from `bucket` under `limit`.
-    async fn take(&self, bucket: &str, limit: &RateLimit) -> Result<Decision, StoreError>;
+    /// Whether rate limits are kept here for every replica ([`Store::take`]); otherwise each
+    /// route's own limiter decides.
+    fn shares_limits(&self) -> bool {
+        false
+    }
+
+    /// GCRA: takes one request from `bucket` under `limit` (asked only of a store that
+    /// shares limits).
+    async fn take(&self, _bucket: &str, _limit: &RateLimit) -> Result<Decision, StoreError> {
+        Err(StoreError("this store keeps no shared buckets".into()))
+    }
 
     /// Keeps `view` in step with revocations made elsewhere, until the process ends.
     async fn follow(&self, view: Arc<SlotCache<()>>);
@@ -77,20 +86,17 @@ pub trait Store: Send + Sync {
 pub struct State {
     store: Box<dyn Store>,
     revoked: Arc<SlotCache<()>>,
-    /// Whether rate limits are taken from the store (shared), or each replica's own.
-    shared_limits: bool,
 }
 
 impl State {
     pub fn new(config: &StateConfig) -> Result<State, ConfigError> {
-        let (store, shared_limits): (Box<dyn Store>, bool) = match config {
-            StateConfig::Memory => (Box::new(MemoryStore::default()), false),
-            StateConfig::Redis(redis) => (Box::new(RedisStore::new(redis)?), true),
+        let store: Box<dyn Store> = match config {
+            StateConfig::Memory => Box::new(MemoryStore::default()),
+            StateConfig::Redis(redis) => Box::new(RedisStore::new(redis)?),
         };
         Ok(State {
             store,
             revoked: Arc::new(SlotCache::new(REVOKED_GRANTS)),
-            shared_limits,
         })
     }
 
@@ -121,7 +127,7 @@ impl State {
     /// A request of `subject` under `limiter`: from the shared bucket with Redis (the
     /// replica's own limiter while Redis cannot answer), else the replica's own.
     pub async fn take(&self, limiter: &RateLimiter, bucket: &str, subject: &str) -> Decision {
-        if !self.shared_limits {
+        if !self.store.shares_limits() {
             return limiter.check(subject);
         }
         let key = format!("{bucket}:{subject}");

@@ -198,6 +198,10 @@ impl Store for RedisStore {
         self.outcome(result)
     }
 
+    fn shares_limits(&self) -> bool {
+        true
+    }
+
     async fn take(&self, bucket: &str, limit: &RateLimit) -> Result<Decision, StoreError> {
         let interval = (limit.window.as_micros() / u128::from(limit.limit)).max(1) as u64;
         let tolerance = interval.saturating_mul(u64::from(limit.burst));

@@ -10,12 +10,12 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use http::{HeaderValue, Request};
 use log::warn;
-use serde_json::{Map, Value};
+use serde_json::Map;
 use tokio::sync::Semaphore;
 
 use crate::auth::is_token68;
-use crate::auth::provider::IdpError;
 use crate::auth::rate_limit::RateLimiter;
+use crate::auth::token_client::http_client;
 use crate::config::{Passthrough, Placement, RateLimit};
 use crate::oauth::consent::KeyField;
 use crate::oauth::params::Params;
@@ -23,6 +23,7 @@ use crate::oauth::records::{AuthRequest, Client};
 use crate::oauth::reply::Reply;
 use crate::oauth::server::SignIn;
 use crate::oauth::server::{AuthServer, ClientIp};
+use crate::upstream::credential::UpstreamCredential;
 
 /// Keys longer than this are refused (a key is sealed into every token).
 const MAX_KEY: usize = 4096;
@@ -128,18 +129,6 @@ impl SignIn for KeySignIn {
         tokens.insert("key".into(), key.into());
         server.code_to_client(&q, tokens, &[])
     }
-
-    /// Nothing to exchange: no sign-in happens elsewhere.
-    async fn exchange(
-        &self,
-        _server: &AuthServer,
-        _code: &str,
-        _verifier: &str,
-    ) -> Result<Map<String, Value>, IdpError> {
-        Err(IdpError::Failed(
-            "a passthrough route signs nobody in elsewhere".into(),
-        ))
-    }
 }
 
 /// What the upstream said of a key.
@@ -172,28 +161,27 @@ async fn try_key(probe: &str, placement: &Placement, key: &str, from: &str) -> P
     }
     static CLIENT: OnceLock<reqwest::Client> = OnceLock::new();
     let client = CLIENT.get_or_init(|| {
-        reqwest::Client::builder()
-            .timeout(PROBE_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("mcpgate/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .expect("a client with default TLS builds")
+        http_client(PROBE_TIMEOUT, None, None).expect("a client with default TLS builds")
     });
-    let request = match placement {
-        Placement::Header {
-            name,
-            before,
-            after,
-        } => client
-            .get(probe)
-            .header(name.clone(), format!("{before}{key}{after}")),
-        Placement::Query(param) => {
+    let request = match UpstreamCredential::placed(placement, key) {
+        Some(UpstreamCredential::Header(name, value)) => client.get(probe).header(name, value),
+        Some(UpstreamCredential::Query(param, value)) => {
             let Ok(mut url) = url::Url::parse(probe) else {
                 return Probe::Unknown("the probe URL does not parse".into());
             };
-            url.query_pairs_mut().append_pair(param, key);
+            // As the upstream gets it: in place of a parameter of that name.
+            let kept: Vec<(String, String)> = url
+                .query_pairs()
+                .filter(|(k, _)| *k != param)
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
+            url.query_pairs_mut()
+                .clear()
+                .extend_pairs(kept)
+                .append_pair(&param, &value);
             client.get(url)
         }
+        None => return Probe::Unknown("the key cannot be placed in a header".into()),
     };
     match request.send().await {
         Ok(r) if r.status().is_success() => Probe::Accepted,
