@@ -258,8 +258,18 @@ fn every_bad_token_gets_401_and_never_reaches_the_upstream() {
         let sample = format!(r#"mcpgate_auth_failures_total{{reason="{reason}",route="/mcp"}}"#);
         assert!(gw.metric(&sample) >= 1.0, "{sample}");
     }
-    // The reason is logged; no token ever is.
-    let log = gw.log_with("refused (401): expired");
+    // The reason is logged; no token ever is (read once every refusal above is written:
+    // the log's writer thread has caught up with a last request's line).
+    gw.log_with("refused (401): expired");
+    assert_eq!(
+        Client::new()
+            .get(gw.url("/mcp/end"))
+            .send()
+            .unwrap()
+            .status(),
+        401
+    );
+    let log = gw.log_with("GET /mcp/end 401");
     assert!(!log.contains(&valid[..40]) && !log.contains(parts[2]));
 }
 

@@ -259,6 +259,30 @@ mod tests {
     }
 
     #[test]
+    fn a_stream_with_nothing_to_remove_passes_byte_for_byte_to_its_last_event() {
+        let mut reply = ListReply::new(Kind::Tool, json!(4), false);
+        reply.stream = true;
+        // The last event's blank line is a lone \r at the very end of the stream.
+        let events = format!(": hi\r\n\r\nid: 1\r\ndata: {LIST}\r\r");
+        let out = reply
+            .filter(Some(Bytes::from(events.clone())), true, &|_| true)
+            .unwrap();
+        assert_eq!(out, events);
+        assert_eq!(reply.take_seen().len(), 3);
+    }
+
+    #[test]
+    fn entries_without_a_name_are_dropped_even_when_every_name_may_pass() {
+        let mut reply = ListReply::new(Kind::Tool, json!(4), false);
+        let list = r#"{"jsonrpc":"2.0","id":4,"result":{"tools":[{"name":"echo"},{"title":"x"}]}}"#;
+        let out = reply
+            .filter(Some(Bytes::from(list)), true, &|_| true)
+            .unwrap();
+        let message: Value = serde_json::from_slice(&out).unwrap();
+        assert_eq!(names(&message), ["echo"]);
+    }
+
+    #[test]
     fn another_reply_passes_as_it_is() {
         let mut reply = ListReply::new(Kind::Tool, json!("other-id"), false);
         let out = reply.filter(Some(Bytes::from(LIST)), true, &keep).unwrap();

@@ -229,7 +229,15 @@ fn a_list_is_filtered_for_its_caller_and_marked_private_on_2026_07_28() {
         .collect();
     assert_eq!(names, ["echo", "list_issues"]);
     assert_eq!(out["result"]["cacheScope"], "private");
-    // On 2025-11-25 there is no cache hint to set.
-    let (i, _) = judge(&p, &HeaderMap::new(), list, None);
-    assert!(i.list.is_some());
+    // On 2025-11-25 there is no cache hint to set: filtered, the upstream's stays.
+    let (mut i, _) = judge(&p, &HeaderMap::new(), list, None);
+    let reply = i.list.as_mut().expect("a list reply to filter");
+    let out = reply
+        .filter(Some(upstream.to_string().into()), true, &|n| {
+            p.allows(super::Kind::Tool, n, Some(&bob))
+        })
+        .unwrap();
+    let out: Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(out["result"]["tools"].as_array().unwrap().len(), 2);
+    assert_eq!(out["result"]["cacheScope"], "public");
 }
