@@ -141,13 +141,6 @@ impl Access {
         };
         limit.map(|l| &l.limiter)
     }
-
-    pub fn provider(&self) -> Option<&Arc<Provider>> {
-        match self {
-            Access::Bearer(b) => Some(&b.guard.provider),
-            _ => None,
-        }
-    }
 }
 
 impl BearerAccess {
@@ -246,7 +239,7 @@ impl CompiledRoute {
                 let scopes = route.scopes();
                 AuthServer::new(cx.public_url, &route, consent, cx.shared, protocol, &scopes)
             });
-        let metadata_url = resource_metadata_url(cx.public_url, &route);
+        let metadata_url = metadata::resource_metadata_url(cx.public_url, &route);
         let access = access(&route, at, cx, provider, old, &metadata_url)?;
         let mcp = route
             .mcp
@@ -361,16 +354,6 @@ fn access(
         }
         (Auth::Bearer(_), None) => unreachable!("validation checks that the provider exists"),
     })
-}
-
-/// The URL of the route's protected resource metadata (RFC 9728).
-fn resource_metadata_url(public_url: &str, route: &Route) -> String {
-    let path = if route.prefix == "/" {
-        ""
-    } else {
-        &route.prefix
-    };
-    format!("{public_url}/.well-known/oauth-protected-resource{path}")
 }
 
 /// The route's rate limiter: the previous snapshot's (with its state) when the limit did

@@ -29,8 +29,6 @@ pub struct Snapshot {
     pub routes: Vec<CompiledRoute>,
     /// By name; shared with the next snapshot when their settings do not change.
     pub providers: BTreeMap<String, Arc<Provider>>,
-    /// Downstream OAuth services of chained routes, by name.
-    pub services: BTreeMap<String, Arc<Service>>,
     /// The seal key, the state and client documents, for every authorization server.
     pub shared: Shared,
     /// Identity headers no client may send through any route.
@@ -112,7 +110,6 @@ impl Snapshot {
         Ok(Snapshot {
             router,
             identity_names,
-            services,
             shared,
             config,
             routes,

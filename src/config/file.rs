@@ -244,7 +244,8 @@ pub struct BearerFile {
     #[serde(default)]
     pub roles: RolesFile,
     pub rate_limit: Option<RateLimitFile>,
-    /// `direct` (clients go to the IdP) or `broker` (the gateway is their OAuth server).
+    /// `direct` (clients go to the IdP), `broker` (the gateway is their OAuth server) or
+    /// `redirect` (the gateway's endpoints, the IdP answering the client).
     pub oauth: Option<String>,
     #[serde(default)]
     pub consent: ConsentFile,

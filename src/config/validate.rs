@@ -443,7 +443,8 @@ fn upstream(s: &str, at: &str) -> Result<Upstream, ConfigError> {
         Some(h) => h.to_string(),
         None => return Err(ConfigError::new(at, "the URL has no host")),
     };
-    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+    let credentials = !url.username().is_empty() || url.password().is_some();
+    if url.query().is_some() || url.fragment().is_some() || credentials {
         return Err(ConfigError::new(
             at,
             "must not carry a query, fragment or credentials (use a header for credentials)",
@@ -599,6 +600,16 @@ mod tests {
         for (yaml, want) in cases {
             let err = load(&yaml).unwrap_err();
             assert!(err.starts_with(want), "want `{want}`, got `{err}`");
+        }
+    }
+
+    #[test]
+    fn an_upstream_url_with_credentials_is_refused_even_a_password_alone() {
+        // Upstream URLs are logged at start: a password in one would be too.
+        for url in ["http://user:pw@127.0.0.1:1/", "http://:pw@127.0.0.1:1/"] {
+            let yaml = OK.replace("http://127.0.0.1:${PORT}/mcp/", url);
+            let err = load(&yaml).unwrap_err();
+            assert!(err.contains("routes[0].upstream: must not carry"), "{err}");
         }
     }
 

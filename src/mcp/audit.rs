@@ -62,7 +62,11 @@ pub fn write(r: Request) {
         status: r.status,
         latency_ms: (r.elapsed.as_secs_f64() * 1e6).round() / 1e3,
         mcp_method: mcp.map(|i| i.method.as_str()).filter(|m| !m.is_empty()),
-        name: mcp.and_then(|i| i.name.as_deref()),
+        // A resource URI's query or fragment may carry a credential, as a path's query may
+        // (the access log drops those too).
+        name: mcp
+            .and_then(|i| i.name.as_deref())
+            .map(|n| n.split(['?', '#']).next().unwrap_or(n)),
         decision: mcp.map(|i| i.decision),
         arguments_sha256: mcp.and_then(|i| i.arguments_sha256.as_deref()),
         arguments: mcp

@@ -47,14 +47,6 @@ impl Kind {
             Kind::Resource => ("resources", "uri"),
         }
     }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Kind::Tool => "tool",
-            Kind::Prompt => "prompt",
-            Kind::Resource => "resource",
-        }
-    }
 }
 
 /// A request or notification.
