@@ -2,7 +2,8 @@
 //! gateway's runtime and listener settings but no routing, auth, metrics or header rewriting.
 //! What mcpgate costs on top of Pingora is the gap between this and its `auth: none` route.
 //!
-//! Usage: `bare_proxy <listen addr> <upstream addr>`, e.g. `bare_proxy 127.0.0.1:18085 127.0.0.1:18081`
+//! Usage: `bare_proxy <listen addr> <upstream addr> [threads]`, e.g.
+//! `bare_proxy 127.0.0.1:18085 127.0.0.1:18081` (one thread, as the load test's gateway).
 
 use async_trait::async_trait;
 use mcpgate::server::{plain_listener, proxy_conf};
@@ -26,10 +27,13 @@ impl ProxyHttp for Bare {
 fn main() {
     let mut args = std::env::args().skip(1);
     let (Some(listen), Some(Ok(upstream))) = (args.next(), args.next().map(|a| a.parse())) else {
-        eprintln!("usage: bare_proxy <listen addr> <upstream addr, e.g. 127.0.0.1:18081>");
+        eprintln!(
+            "usage: bare_proxy <listen addr> <upstream addr, e.g. 127.0.0.1:18081> [threads]"
+        );
         std::process::exit(2);
     };
-    let mut server = Server::new_with_opt_and_conf(Opt::default(), proxy_conf(1));
+    let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let mut server = Server::new_with_opt_and_conf(Opt::default(), proxy_conf(threads));
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Bare { upstream });
     proxy.add_listener(plain_listener(&listen));
