@@ -32,7 +32,10 @@ fn main() {
         );
         std::process::exit(2);
     };
-    let threads = args.next().and_then(|t| t.parse().ok()).unwrap_or(1);
+    let Ok(threads) = args.next().map_or(Ok(1), |t| t.parse::<usize>()) else {
+        eprintln!("bare_proxy: the thread count must be a number");
+        std::process::exit(2);
+    };
     let mut server = Server::new_with_opt_and_conf(Opt::default(), proxy_conf(threads));
     server.bootstrap();
     let mut proxy = pingora::proxy::http_proxy_service(&server.configuration, Bare { upstream });
